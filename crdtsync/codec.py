@@ -1,0 +1,212 @@
+"""Canonical encoding of CRDT values and deltas, and validation of untrusted input.
+
+Every value encodes as the JSON array ``[type_tag, format_version, state]`` (orjson, sorted
+object keys, every set-like collection sorted), so equal states give equal bytes. Set elements
+and map keys are ``str`` or ``int`` and keep their type: ``1`` and ``"1"`` stay distinct
+because collections are encoded as arrays of pairs, never as JSON objects keyed by element.
+
+:func:`decode` treats its input as hostile: it checks size, JSON syntax, shape, types, integer
+ranges, nesting depth and the causal invariants (every live dot lies in the context, no dot
+is held twice) and raises :class:`~crdtsync.errors.DecodeError` on the first problem. It builds
+a fresh value, so nothing is ever half-applied.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+from crdtsync.causal import CausalContext, Dot, DotMap, store_dots, store_is_bottom
+from crdtsync.errors import DecodeError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAX_BYTES",
+    "MAX_INT",
+    "encode",
+    "decode",
+    "dumps",
+    "check_int",
+    "check_replica",
+    "check_dot",
+    "check_element",
+    "check_json_value",
+    "element_order",
+    "value_order",
+]
+
+FORMAT_VERSION = 1
+MAX_BYTES = 64 * 1024 * 1024
+"""Default upper bound on the size of one encoded value accepted by :func:`decode`."""
+MAX_INT = 2**63 - 1
+MAX_REPLICA_LEN = 128
+MAX_ELEMENT_LEN = 4096
+MAX_VALUE_DEPTH = 32
+
+_OPTS = orjson.OPT_SORT_KEYS
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialize a JSON-able object canonically (sorted keys, compact)."""
+    return orjson.dumps(obj, option=_OPTS)
+
+
+def encode(x: Any) -> bytes:
+    """Return the canonical bytes of a CRDT value or delta."""
+    return dumps([x.TYPE, FORMAT_VERSION, x.to_json()])
+
+
+def decode(data: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_BYTES) -> Any:
+    """Decode bytes made by :func:`encode`; raise DecodeError on anything else."""
+    if not isinstance(data, (bytes, bytearray, memoryview, str)):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise DecodeError(f"encoded value of {len(data)} bytes exceeds the limit of {max_bytes}")
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"not valid JSON: {exc}") from exc
+    return from_envelope(obj)
+
+
+def from_envelope(obj: Any) -> Any:
+    """Build a value from an already parsed ``[tag, version, state]``; raise DecodeError."""
+    from crdtsync.types.base import REGISTRY
+
+    if not isinstance(obj, list) or len(obj) != 3:
+        raise DecodeError("expected [type, version, state]")
+    tag, version, state = obj
+    cls = REGISTRY.get(tag) if isinstance(tag, str) else None
+    if cls is None:
+        raise DecodeError(f"unknown type tag {tag!r}")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise DecodeError(f"unsupported format version {version!r} for {tag}")
+    try:
+        return cls.from_json(state)
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        raise DecodeError(f"invalid {tag} state: {exc}") from exc
+
+
+# -- validation helpers (raise ValueError/TypeError; decode wraps them in DecodeError) ----------
+
+
+def check_int(x: Any, *, low: int = 0, high: int = MAX_INT) -> int:
+    """Return ``x`` if it is an int (not a bool) in ``[low, high]``."""
+    if type(x) is not int:
+        raise TypeError(f"expected an int, got {type(x).__name__}")
+    if not low <= x <= high:
+        raise ValueError(f"int {x} out of range [{low}, {high}]")
+    return x
+
+
+def check_replica(x: Any) -> str:
+    """Return ``x`` if it is a valid replica id: a non-empty str of at most 128 chars."""
+    if type(x) is not str:
+        raise TypeError(f"replica id must be a str, got {type(x).__name__}")
+    if not 0 < len(x) <= MAX_REPLICA_LEN:
+        raise ValueError(f"replica id must have 1 to {MAX_REPLICA_LEN} characters")
+    return x
+
+
+def check_dot(x: Any) -> Dot:
+    """Return the dot encoded as ``[replica, seq]``."""
+    if not isinstance(x, list) or len(x) != 2:
+        raise ValueError(f"a dot must be [replica, seq], got {x!r:.60}")
+    return (check_replica(x[0]), check_int(x[1], low=1))
+
+
+def check_element(x: Any) -> str | int:
+    """Return ``x`` if it may be a set element or map key: a str or an int (not a bool)."""
+    t = type(x)
+    if t is str:
+        if len(x) > MAX_ELEMENT_LEN:
+            raise ValueError(f"element of {len(x)} characters exceeds {MAX_ELEMENT_LEN}")
+        return x  # type: ignore[no-any-return]
+    if t is int:
+        if not -MAX_INT - 1 <= x <= MAX_INT:
+            raise ValueError(f"int element {x} out of the 64-bit range")
+        return x  # type: ignore[no-any-return]
+    raise TypeError(f"elements and keys must be str or int, got {t.__name__}")
+
+
+def check_json_value(x: Any, depth: int = 0) -> Any:
+    """Return ``x`` if it is a JSON value (null, bool, int, finite float, str, list, dict)."""
+    if depth > MAX_VALUE_DEPTH:
+        raise ValueError(f"value nested deeper than {MAX_VALUE_DEPTH}")
+    t = type(x)
+    if x is None or t is bool or t is str:
+        return x
+    if t is int:
+        if not -MAX_INT - 1 <= x <= 2**64 - 1:
+            raise ValueError(f"int value {x} out of the 64-bit range")
+        return x
+    if t is float:
+        if not math.isfinite(x):
+            raise ValueError("float value must be finite")
+        return x
+    if t is list or t is tuple:
+        return [check_json_value(v, depth + 1) for v in x]
+    if t is dict:
+        out = {}
+        for k, v in x.items():
+            if type(k) is not str:
+                raise TypeError(f"object keys must be str, got {type(k).__name__}")
+            out[k] = check_json_value(v, depth + 1)
+        return out
+    raise TypeError(f"not a JSON value: {t.__name__}")
+
+
+def element_order(x: str | int) -> tuple[bool, Any]:
+    """Sort key that orders ints before strs, each in natural order."""
+    return (type(x) is str, x)
+
+
+def value_order(x: Any) -> bytes:
+    """Sort key for arbitrary JSON values: their canonical encoding."""
+    return dumps(x)
+
+
+def check_store_in_context(store: Any, ctx: CausalContext) -> None:
+    """Raise ValueError unless every dot of ``store`` lies in ``ctx``."""
+    for dot in store_dots(store):
+        if dot not in ctx:
+            raise ValueError(f"live dot {dot} is missing from the causal context")
+
+
+def dotmap_from_json(obj: Any, key_of: Any, nested_of: Any) -> DotMap:
+    """Build a DotMap from ``[[key..., nested], ...]`` checking that no dot repeats."""
+    if not isinstance(obj, list):
+        raise ValueError("store must be a list")
+    dm = DotMap()
+    for item in obj:
+        if not isinstance(item, list) or not item:
+            raise ValueError("store entry must be a non-empty list")
+        key = key_of(item)
+        if key in dm.entries:
+            raise ValueError(f"duplicate key {key!r} in store")
+        nested = nested_of(item)
+        for dot in store_dots(nested):
+            if dot in dm.owner:
+                raise ValueError(f"dot {dot} held by two entries")
+            dm.owner[dot] = key
+        if store_is_bottom(nested):
+            raise ValueError(f"empty entry for {key!r} in store")
+        dm.entries[key] = nested
+    return dm
+
+
+def dotset_from_json(obj: Any) -> set[Dot]:
+    """Build a DotSet from ``[[replica, seq], ...]``."""
+    if not isinstance(obj, list):
+        raise ValueError("dot set must be a list")
+    dots = {check_dot(d) for d in obj}
+    if len(dots) != len(obj):
+        raise ValueError("duplicate dot in dot set")
+    return dots
+
+
+def sorted_dots(dots: Any) -> list[list[Any]]:
+    """Return dots as sorted ``[[replica, seq], ...]``."""
+    return [[r, s] for r, s in sorted(dots)]

@@ -1,0 +1,177 @@
+"""Counters: GCounter (grow-only) and PNCounter (increment and decrement).
+
+A GCounter is a map replica -> that replica's total; the join takes the per-replica maximum,
+so a delta delivered twice, late or out of order changes nothing (Shapiro et al. 2011).
+A PNCounter is a pair of GCounters, one for increments and one for decrements.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crdtsync.codec import MAX_INT, check_int, check_replica
+from crdtsync.types.base import Crdt, register
+
+__all__ = ["GCounter", "PNCounter", "check_amount"]
+
+
+def check_amount(by: Any) -> int:
+    """Return ``by`` if it is a positive int (not a bool); raise otherwise."""
+    if type(by) is not int:
+        raise TypeError(f"amount must be an int, got {type(by).__name__}")
+    if not 0 < by <= MAX_INT:
+        raise ValueError(f"amount must be a positive int, got {by}")
+    return by
+
+
+def _vv_merge(mine: dict[str, int], theirs: dict[str, int]) -> None:
+    get = mine.get
+    for replica, n in theirs.items():
+        if n > get(replica, 0):
+            mine[replica] = n
+
+
+def _vv_from_json(obj: Any) -> dict[str, int]:
+    if not isinstance(obj, dict):
+        raise ValueError("counter entries must be an object {replica: count}")
+    for replica, n in obj.items():
+        check_replica(replica)
+        check_int(n, low=1)
+    return dict(obj)
+
+
+def _bump(entries: dict[str, int], replica: str, by: int) -> int:
+    n = entries.get(replica, 0) + by
+    if n > MAX_INT:
+        raise ValueError(f"counter entry of {replica!r} would exceed 2**63-1")
+    entries[replica] = n
+    return n
+
+
+@register
+class GCounter(Crdt):
+    """Grow-only counter. Concurrent increments all count; value is their sum."""
+
+    __slots__ = ("_p",)
+    TYPE = "gcounter"
+
+    def __init__(self) -> None:
+        self._p: dict[str, int] = {}
+
+    def increment(self, replica: str, by: int = 1) -> GCounter:
+        """Add ``by`` (a positive int) on behalf of ``replica``; return the delta."""
+        if type(replica) is not str:
+            check_replica(replica)
+        if type(by) is not int or by <= 0:
+            check_amount(by)
+        n = _bump(self._p, replica, by)
+        delta = GCounter.__new__(GCounter)
+        delta._p = {replica: n}
+        return delta
+
+    @property
+    def value(self) -> int:
+        return sum(self._p.values())
+
+    def merge(self, other: Any) -> None:
+        if type(other) is not GCounter:
+            self._check_same(other)
+        _vv_merge(self._p, other._p)
+
+    def copy(self) -> GCounter:
+        new = GCounter.__new__(GCounter)
+        new._p = dict(self._p)
+        return new
+
+    def is_bottom(self) -> bool:
+        return not self._p
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not GCounter:
+            return NotImplemented
+        return self._p == other._p
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_json(self) -> Any:
+        return dict(sorted(self._p.items()))
+
+    @classmethod
+    def from_json(cls, obj: Any) -> GCounter:
+        new = cls.__new__(cls)
+        new._p = _vv_from_json(obj)
+        return new
+
+
+@register
+class PNCounter(Crdt):
+    """Counter with increment and decrement; value is increments minus decrements."""
+
+    __slots__ = ("_p", "_n")
+    TYPE = "pncounter"
+
+    def __init__(self) -> None:
+        self._p: dict[str, int] = {}
+        self._n: dict[str, int] = {}
+
+    def increment(self, replica: str, by: int = 1) -> PNCounter:
+        """Add ``by`` (a positive int) on behalf of ``replica``; return the delta."""
+        if type(replica) is not str:
+            check_replica(replica)
+        if type(by) is not int or by <= 0:
+            check_amount(by)
+        n = _bump(self._p, replica, by)
+        delta = PNCounter.__new__(PNCounter)
+        delta._p = {replica: n}
+        delta._n = {}
+        return delta
+
+    def decrement(self, replica: str, by: int = 1) -> PNCounter:
+        """Subtract ``by`` (a positive int) on behalf of ``replica``; return the delta."""
+        if type(replica) is not str:
+            check_replica(replica)
+        if type(by) is not int or by <= 0:
+            check_amount(by)
+        n = _bump(self._n, replica, by)
+        delta = PNCounter.__new__(PNCounter)
+        delta._p = {}
+        delta._n = {replica: n}
+        return delta
+
+    @property
+    def value(self) -> int:
+        return sum(self._p.values()) - sum(self._n.values())
+
+    def merge(self, other: Any) -> None:
+        if type(other) is not PNCounter:
+            self._check_same(other)
+        _vv_merge(self._p, other._p)
+        _vv_merge(self._n, other._n)
+
+    def copy(self) -> PNCounter:
+        new = PNCounter.__new__(PNCounter)
+        new._p = dict(self._p)
+        new._n = dict(self._n)
+        return new
+
+    def is_bottom(self) -> bool:
+        return not self._p and not self._n
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PNCounter:
+            return NotImplemented
+        return self._p == other._p and self._n == other._n
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_json(self) -> Any:
+        return [dict(sorted(self._p.items())), dict(sorted(self._n.items()))]
+
+    @classmethod
+    def from_json(cls, obj: Any) -> PNCounter:
+        if not isinstance(obj, list) or len(obj) != 2:
+            raise ValueError("pncounter state must be [increments, decrements]")
+        new = cls.__new__(cls)
+        new._p = _vv_from_json(obj[0])
+        new._n = _vv_from_json(obj[1])
+        return new

@@ -1,0 +1,175 @@
+"""Observed-remove sets: AWORSet (add-wins) and RWORSet (remove-wins).
+
+AWORSet (Almeida et al. §7.3): each add tags the element with a fresh dot and clears the
+element's dots it has seen; a remove clears the dots it has seen and leaves nothing behind. An
+add concurrent with a remove carries a dot the remover never saw, so the add wins. A removed
+element costs nothing: no tombstone, only the causal context (a version vector) remembers.
+
+RWORSet: add and remove both tag the element with a fresh dot marked True (add) or False
+(remove) and clear the dots they have seen; an element is present when it has live dots and
+all of them are adds, so a remove concurrent with an add wins. The last remove of an element
+stays as one False dot (a remove-wins set needs it to win against adds it has not seen).
+
+Elements are ``str`` or ``int``; ``1`` and ``"1"`` are different elements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from crdtsync.causal import CausalContext, Dot, DotMap
+from crdtsync.codec import (
+    check_dot,
+    check_element,
+    check_replica,
+    dotmap_from_json,
+    dotset_from_json,
+    element_order,
+    sorted_dots,
+)
+from crdtsync.types.base import CausalCrdt, register
+
+__all__ = ["AWORSet", "RWORSet"]
+
+
+class _ORSet(CausalCrdt):
+    __slots__ = ()
+    _store: DotMap
+
+    @classmethod
+    def _new_store(cls) -> DotMap:
+        return DotMap()
+
+    def _tag(self, replica: str, element: Any, payload: Any) -> Any:
+        """Give ``element`` one fresh dot (with ``payload`` for a DotFun); return the delta."""
+        if type(element) is not str:
+            check_element(element)
+        if type(replica) is not str:
+            check_replica(replica)
+        store = self._store
+        owner = store.owner
+        dot = self._ctx.next_dot(replica)
+        dctx = CausalContext()
+        old = store.entries.get(element)
+        if old:
+            for seen in old:
+                del owner[seen]
+                dctx.add(seen)
+        dctx.add(dot)
+        nested = {dot} if payload is None else {dot: payload}
+        store.entries[element] = nested
+        owner[dot] = element
+        dstore = DotMap()
+        dstore.entries[element] = nested.copy()
+        dstore.owner[dot] = element
+        return self._delta(dstore, dctx)
+
+    def _clear(self, element: Any) -> Any:
+        """Drop every dot of ``element`` seen here; return the delta."""
+        check_element(element)
+        store = self._store
+        dctx = CausalContext()
+        old = store.entries.pop(element, None)
+        if old:
+            for seen in old:
+                del store.owner[seen]
+                dctx.add(seen)
+        return self._delta(DotMap(), dctx)
+
+    def __iter__(self) -> Iterator[str | int]:
+        return iter(self.value)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __contains__(self, element: object) -> bool:
+        return element in self.value
+
+    @classmethod
+    def _store_from_json(cls, obj: Any, depth: int) -> DotMap:
+        return dotmap_from_json(obj, lambda item: check_element(item[0]), cls._nested_from_json)
+
+    @classmethod
+    def _nested_from_json(cls, item: Any) -> Any:
+        raise NotImplementedError
+
+
+@register
+class AWORSet(_ORSet):
+    """Add-wins observed-remove set. Store: DotMap element -> DotSet."""
+
+    __slots__ = ()
+    TYPE = "aworset"
+
+    def add(self, replica: str, element: str | int) -> AWORSet:
+        """Add ``element``; return the delta. Wins over a concurrent remove."""
+        return self._tag(replica, element, None)  # type: ignore[no-any-return]
+
+    def remove(self, replica: str, element: str | int) -> AWORSet:
+        """Remove ``element`` as seen here; return the delta (bottom-like if absent)."""
+        check_replica(replica)
+        return self._clear(element)  # type: ignore[no-any-return]
+
+    def __len__(self) -> int:
+        return len(self._store.entries)
+
+    def __contains__(self, element: object) -> bool:
+        return element in self._store.entries
+
+    @classmethod
+    def _store_value(cls, store: DotMap) -> frozenset[str | int]:
+        return frozenset(store.entries)
+
+    @classmethod
+    def _store_to_json(cls, store: DotMap) -> Any:
+        entries = store.entries
+        return [[e, sorted_dots(entries[e])] for e in sorted(entries, key=element_order)]
+
+    @classmethod
+    def _nested_from_json(cls, item: Any) -> set[Dot]:
+        if len(item) != 2:
+            raise ValueError("aworset entry must be [element, dots]")
+        return dotset_from_json(item[1])
+
+
+@register
+class RWORSet(_ORSet):
+    """Remove-wins observed-remove set. Store: DotMap element -> DotFun dot -> bool."""
+
+    __slots__ = ()
+    TYPE = "rworset"
+
+    def add(self, replica: str, element: str | int) -> RWORSet:
+        """Add ``element``; return the delta. Loses to a concurrent remove."""
+        return self._tag(replica, element, True)  # type: ignore[no-any-return]
+
+    def remove(self, replica: str, element: str | int) -> RWORSet:
+        """Remove ``element``; return the delta. Wins over a concurrent add."""
+        return self._tag(replica, element, False)  # type: ignore[no-any-return]
+
+    @classmethod
+    def _store_value(cls, store: DotMap) -> frozenset[str | int]:
+        return frozenset(e for e, fun in store.entries.items() if all(fun.values()))
+
+    @classmethod
+    def _store_to_json(cls, store: DotMap) -> Any:
+        entries = store.entries
+        return [
+            [e, [[r, s, entries[e][(r, s)]] for r, s in sorted(entries[e])]]
+            for e in sorted(entries, key=element_order)
+        ]
+
+    @classmethod
+    def _nested_from_json(cls, item: Any) -> dict[Dot, bool]:
+        if len(item) != 2 or not isinstance(item[1], list):
+            raise ValueError("rworset entry must be [element, [[replica, seq, bool], ...]]")
+        fun: dict[Dot, bool] = {}
+        for d in item[1]:
+            if not isinstance(d, list) or len(d) != 3 or type(d[2]) is not bool:
+                raise ValueError("rworset dot must be [replica, seq, bool]")
+            dot = check_dot(d[:2])
+            if dot in fun:
+                raise ValueError(f"duplicate dot {dot}")
+            fun[dot] = d[2]
+        return fun
