@@ -73,6 +73,16 @@ class CausalContext:
         """Return the number of dots in the context."""
         return sum(self.vv.values()) + sum(len(s) for s in self.cloud.values())
 
+    @classmethod
+    def of(cls, dots: Iterable[Dot]) -> CausalContext:
+        """Return a new context holding ``dots``."""
+        ctx = cls.__new__(cls)
+        ctx.vv = {}
+        ctx.cloud = {}
+        for dot in dots:
+            ctx.add(dot)
+        return ctx
+
     def copy(self) -> CausalContext:
         """Return an independent copy."""
         new = CausalContext()
@@ -94,9 +104,13 @@ class CausalContext:
 
     def next_dot(self, replica: str) -> Dot:
         """Mint the next dot of ``replica`` and add it to the context."""
-        dot = (replica, self.max_seq(replica) + 1)
-        self.add(dot)
-        return dot
+        if replica in self.cloud:
+            dot = (replica, self.max_seq(replica) + 1)
+            self.add(dot)
+            return dot
+        seq = self.vv.get(replica, 0) + 1
+        self.vv[replica] = seq
+        return (replica, seq)
 
     def add(self, dot: Dot) -> None:
         """Add one dot."""

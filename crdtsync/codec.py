@@ -27,6 +27,9 @@ __all__ = [
     "MAX_INT",
     "encode",
     "decode",
+    "encode_group",
+    "decode_group",
+    "check_key",
     "dumps",
     "check_int",
     "check_replica",
@@ -44,6 +47,7 @@ MAX_INT = 2**63 - 1
 MAX_REPLICA_LEN = 128
 MAX_ELEMENT_LEN = 4096
 MAX_VALUE_DEPTH = 32
+MAX_KEY_LEN = 1024
 
 _OPTS = orjson.OPT_SORT_KEYS
 
@@ -69,6 +73,43 @@ def decode(data: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_B
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"not valid JSON: {exc}") from exc
     return from_envelope(obj)
+
+
+def encode_group(group: Any) -> bytes:
+    """Return the canonical bytes of a delta group ``{key: value}`` (one atomic batch)."""
+    return dumps([[k, [group[k].TYPE, FORMAT_VERSION, group[k].to_json()]] for k in sorted(group)])
+
+
+def decode_group(data: bytes | bytearray | memoryview | str, *,
+                 max_bytes: int = MAX_BYTES) -> dict[str, Any]:
+    """Decode bytes made by :func:`encode_group`; raise DecodeError on anything else."""
+    if not isinstance(data, (bytes, bytearray, memoryview, str)):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise DecodeError(f"encoded group of {len(data)} bytes exceeds the limit of {max_bytes}")
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"not valid JSON: {exc}") from exc
+    return group_from_json(obj)
+
+
+def group_from_json(obj: Any) -> dict[str, Any]:
+    """Build a delta group from parsed ``[[key, envelope], ...]``; raise DecodeError."""
+    if not isinstance(obj, list):
+        raise DecodeError("a delta group must be a list of [key, value]")
+    group: dict[str, Any] = {}
+    for item in obj:
+        if not isinstance(item, list) or len(item) != 2:
+            raise DecodeError("a delta group entry must be [key, value]")
+        try:
+            key = check_key(item[0])
+        except (TypeError, ValueError) as exc:
+            raise DecodeError(f"bad key in delta group: {exc}") from exc
+        if key in group:
+            raise DecodeError(f"key {key!r} appears twice in a delta group")
+        group[key] = from_envelope(item[1])
+    return group
 
 
 def from_envelope(obj: Any) -> Any:
@@ -107,6 +148,15 @@ def check_replica(x: Any) -> str:
         raise TypeError(f"replica id must be a str, got {type(x).__name__}")
     if not 0 < len(x) <= MAX_REPLICA_LEN:
         raise ValueError(f"replica id must have 1 to {MAX_REPLICA_LEN} characters")
+    return x
+
+
+def check_key(x: Any) -> str:
+    """Return ``x`` if it is a valid keyspace key: a non-empty str of at most 1024 chars."""
+    if type(x) is not str:
+        raise TypeError(f"key must be a str, got {type(x).__name__}")
+    if not 0 < len(x) <= MAX_KEY_LEN:
+        raise ValueError(f"key must have 1 to {MAX_KEY_LEN} characters")
     return x
 
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
-from crdtsync.causal import CausalContext, store_copy, store_is_bottom, store_join
+from crdtsync.causal import (
+    CausalContext,
+    DotMap,
+    seen_dots,
+    store_copy,
+    store_is_bottom,
+    store_join,
+)
 from crdtsync.errors import TypeMismatchError
 
 __all__ = ["Crdt", "CausalCrdt", "join", "REGISTRY", "register", "MAX_DEPTH"]
@@ -50,6 +57,14 @@ class Crdt:
 
     def is_bottom(self) -> bool:
         """Return True if this is the bottom (empty, never written) state."""
+        raise NotImplementedError
+
+    def novel(self, delta: Any) -> Any:
+        """Return the part of ``delta`` that joining it would add here, or None if nothing.
+
+        ``join(self, delta) == join(self, self.novel(delta))`` always holds; a replica logs
+        only this part for forwarding (Enes et al. §V, "remove redundant state").
+        """
         raise NotImplementedError
 
     def to_json(self) -> Any:
@@ -137,6 +152,23 @@ class CausalCrdt(Crdt):
 
     def is_bottom(self) -> bool:
         return store_is_bottom(self._store) and self._ctx.is_empty()
+
+    def novel(self, delta: Any) -> Any:
+        self._check_same(delta)
+        mine = self._ctx
+        if delta._ctx.vv and any(n > mine.vv.get(r, 0) for r, n in delta._ctx.vv.items()):
+            return delta
+        for replica, extra in delta._ctx.cloud.items():
+            for seq in extra:
+                if (replica, seq) not in mine:
+                    return delta
+        # Every dot of the delta was seen here, so it adds nothing; it still removes the
+        # dots it has seen that its store no longer holds.
+        theirs = delta._store
+        held = theirs.owner if isinstance(theirs, DotMap) else theirs
+        if any(dot not in held for dot in seen_dots(self._store, delta._ctx)):
+            return delta
+        return None
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):

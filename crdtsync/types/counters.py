@@ -31,6 +31,11 @@ def _vv_merge(mine: dict[str, int], theirs: dict[str, int]) -> None:
             mine[replica] = n
 
 
+def _vv_novel(mine: dict[str, int], theirs: dict[str, int]) -> dict[str, int]:
+    get = mine.get
+    return {r: n for r, n in theirs.items() if n > get(r, 0)}
+
+
 def _vv_from_json(obj: Any) -> dict[str, int]:
     if not isinstance(obj, dict):
         raise ValueError("counter entries must be an object {replica: count}")
@@ -77,6 +82,15 @@ class GCounter(Crdt):
         if type(other) is not GCounter:
             self._check_same(other)
         _vv_merge(self._p, other._p)
+
+    def novel(self, delta: Any) -> GCounter | None:
+        self._check_same(delta)
+        fresh = _vv_novel(self._p, delta._p)
+        if not fresh:
+            return None
+        out = GCounter.__new__(GCounter)
+        out._p = fresh
+        return out
 
     def copy(self) -> GCounter:
         new = GCounter.__new__(GCounter)
@@ -147,6 +161,15 @@ class PNCounter(Crdt):
             self._check_same(other)
         _vv_merge(self._p, other._p)
         _vv_merge(self._n, other._n)
+
+    def novel(self, delta: Any) -> PNCounter | None:
+        self._check_same(delta)
+        p, n = _vv_novel(self._p, delta._p), _vv_novel(self._n, delta._n)
+        if not p and not n:
+            return None
+        out = PNCounter.__new__(PNCounter)
+        out._p, out._n = p, n
+        return out
 
     def copy(self) -> PNCounter:
         new = PNCounter.__new__(PNCounter)

@@ -86,6 +86,11 @@ class LWWRegister(Crdt):
         ):
             self._ts, self._rid, self._val = other._ts, other._rid, other._val
 
+    def novel(self, delta: Any) -> LWWRegister | None:
+        probe = self.copy()
+        probe.merge(delta)
+        return None if probe == self else delta  # type: ignore[no-any-return]
+
     def copy(self) -> LWWRegister:
         new = LWWRegister.__new__(LWWRegister)
         new._ts, new._rid, new._val = self._ts, self._rid, self._val

@@ -50,16 +50,16 @@ class _ORSet(CausalCrdt):
         store = self._store
         owner = store.owner
         dot = self._ctx.next_dot(replica)
-        dctx = CausalContext()
+        nested = {dot} if payload is None else {dot: payload}
         old = store.entries.get(element)
+        store.entries[element] = nested
+        owner[dot] = element
         if old:
             for seen in old:
                 del owner[seen]
-                dctx.add(seen)
-        dctx.add(dot)
-        nested = {dot} if payload is None else {dot: payload}
-        store.entries[element] = nested
-        owner[dot] = element
+            dctx = CausalContext.of([*old, dot])
+        else:
+            dctx = CausalContext.of((dot,))
         dstore = DotMap()
         dstore.entries[element] = nested.copy()
         dstore.owner[dot] = element

@@ -1,0 +1,498 @@
+"""Replica: one region's copy of the data.
+
+A replica holds a keyspace (str key -> one CRDT), accepts local writes, joins remote deltas,
+and makes both durable through its :class:`~crdtsync.store.Store` in *group commits*.
+
+Write path (DESIGN.md): mutate in memory -> the delta joins the pending batch -> one store
+transaction holds the touched keys' deltas, the batch's delta-log entry and the replica's
+counters -> only then are waiting writers told "done" and the batch offered to peers
+(``on_commit`` hooks). Nothing leaves a replica before it is durable, so a crash never makes
+it re-issue a dot or a log number anyone has seen.
+
+Type rules: the first write to a key fixes its type, and a local write as another type
+raises :class:`~crdtsync.errors.TypeMismatchError`. If two replicas concurrently create one
+key with different types, the type whose tag sorts last wins on every replica: a remote
+delta of a greater tag replaces the key's value, one of a lesser tag is rejected (both are
+counted in ``stats`` and logged), so all replicas converge on the same type and value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from crdtsync.clock import DEFAULT_MAX_DRIFT_MS, HybridLogicalClock
+from crdtsync.codec import check_key, dumps, encode
+from crdtsync.errors import ClockSkewError, LocalError, TypeMismatchError
+from crdtsync.handles import Batch, Handles, Write
+from crdtsync.identity import load_identity
+from crdtsync.keystore import KeyChains, load_keyspace
+from crdtsync.store.base import Commit, LogEntry, Store
+from crdtsync.types import Crdt, LWWRegister
+
+__all__ = ["Replica", "Committed", "wall_clock_ms"]
+
+log = logging.getLogger("crdtsync.replica")
+
+
+def wall_clock_ms() -> int:
+    """Return the wall-clock time in milliseconds (the default physical clock)."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """One durable delta-log entry, as handed to ``on_commit`` hooks after a commit."""
+
+    seq: int
+    origin: str | None
+    group: dict[str, Crdt]
+    token: Any = None
+
+
+class Replica(Handles):
+    """A keyspace of CRDTs with a durable, group-committed write path.
+
+    Use :meth:`open` to get one. Writes (through :meth:`counter`, :meth:`set`,
+    :meth:`register`, ... or :meth:`batch`) apply at once in memory and return a
+    :class:`Write` you may ``await`` for durability; without an event loop, call
+    :meth:`commit`. Options (keyword-only):
+
+    - ``commit_delay`` (s, default 0.002): how long the background committer gathers writes
+      before one transaction; ``commit_max_ops`` (default 10,000) commits early when this
+      many writes wait. Larger values mean fewer, bigger transactions.
+    - ``clock``: physical time source in ms (default wall clock), fed to the replica's HLC.
+    - ``follower``: a read-only replica; local writes raise LocalError.
+    """
+
+    def __init__(self, store: Store, *, name: str | None = None, store_path: str | None = None,
+                 clock: Callable[[], int] = wall_clock_ms, follower: bool = False,
+                 commit_delay: float = 0.002, commit_max_ops: int = 10_000,
+                 max_drift_ms: int = DEFAULT_MAX_DRIFT_MS) -> None:
+        self._store = store
+        meta = store.meta()
+        identity = load_identity(meta, name=name, store_path=store_path)
+        self.name: str = identity.name
+        self.replica_id: str = identity.replica_id
+        self.follower = follower
+        self.commit_delay = commit_delay
+        self.commit_max_ops = commit_max_ops
+        self._clock = clock
+        self.hlc = HybridLogicalClock(last=int(meta.get("hlc", 0)), max_drift_ms=max_drift_ms)
+        self._data, self._chains = load_keyspace(store, label=store_path or "memory store")
+        self._keys: SortedList = SortedList(self._data)
+        self._log_seq = int(meta.get("log_seq", 0))
+        self._meta_dirty: dict[str, Any] = dict(identity.meta_updates)
+        self._local: dict[str, Crdt] = {}
+        self._remote: list[tuple[str, dict[str, Crdt], Any]] = []
+        self._pending_ops = 0
+        self._batch_no = 1
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._subscribers: list[tuple[str, Callable[[str, Any], None]]] = []
+        self._closed = False
+        self.on_commit: list[Callable[[list[Committed]], None]] = []
+        self.stats: dict[str, int] = {"commits": 0, "writes": 0, "remote_deltas": 0,
+                                      "rejected_type_mismatch": 0, "clock_skew": 0}
+        if identity.fresh_incarnation and self._log_seq:
+            self._meta_dirty["log_trimmed_below"] = self._log_seq + 1
+        if self._meta_dirty:
+            self.commit()
+
+    # -- opening and closing ----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | None = None, **options: Any) -> Replica:
+        """Open (or create) the replica stored in data directory ``path``; None: in memory.
+
+        The data directory holds ``replica.db`` (SQLite, WAL). Options are those of the
+        class; ``name`` names a new replica (default: a random one) and must match an
+        existing one. A store copied or restored from elsewhere gets a fresh replica id, so
+        the dots and log numbers of the original are never reused (see docs/operations.md).
+        """
+        from crdtsync.store import MemoryStore, SQLiteStore
+        if path is None:
+            return cls(MemoryStore(), **options)
+        import os
+        os.makedirs(path, exist_ok=True)
+        db = os.path.join(path, "replica.db")
+        return cls(SQLiteStore(db), store_path=db, **options)
+
+    def close(self) -> None:
+        """Commit what is pending and close the store. Idempotent."""
+        if self._closed:
+            return
+        if self._committer is not None:
+            self._committer.cancel()
+            self._committer = None
+        self.commit()
+        self._closed = True
+        self._store.close()
+
+    async def aclose(self) -> None:
+        """Async variant of :meth:`close` (waits for the background committer to stop)."""
+        task, self._committer = self._committer, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self.close()
+
+    def __enter__(self) -> Replica:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def store(self) -> Store:
+        """The durable store (for backup and sync bookkeeping)."""
+        return self._store
+
+    @property
+    def log_seq(self) -> int:
+        """Number of the last durable delta-log entry (0 if none)."""
+        return self._log_seq
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the value of ``key`` (as ``x.value`` of its CRDT), or ``default``."""
+        x = self._data.get(key)
+        return default if x is None else x.value
+
+    def type_of(self, key: str) -> type[Crdt] | None:
+        """Return the CRDT type of ``key``, or None if the key does not exist."""
+        x = self._data.get(key)
+        return None if x is None else type(x)
+
+    def state(self, key: str) -> Crdt | None:
+        """Return a copy of the CRDT under ``key`` (None if absent)."""
+        x = self._data.get(key)
+        return None if x is None else x.copy()
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Return the keys starting with ``prefix``, sorted."""
+        if not prefix:
+            return list(self._keys)
+        return list(self._keys.irange(prefix, prefix + "\U0010ffff", inclusive=(True, False)))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def items(self) -> Iterator[tuple[str, Crdt]]:
+        """Iterate over (key, CRDT) pairs; the CRDTs are live: do not mutate them."""
+        return iter(self._data.items())
+
+    # -- local writes -----------------------------------------------------------------------
+
+    def batch(self) -> Batch:
+        """Group writes into one atomic batch: ``with replica.batch() as b: b.counter(k)...``.
+
+        The batch's writes are checked as they are made and applied together when the block
+        exits without an exception (none of them if it raises); they are committed in one
+        transaction and shipped to peers as one unit. ``async with`` also waits until the
+        batch is durable.
+        """
+        self._check_writable()
+        return Batch(self)
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise LocalError(f"replica {self.name!r} is closed")
+        if self.follower:
+            raise LocalError(f"replica {self.name!r} is a follower and accepts no local writes")
+
+    def _prepare(self, key: str, kind: type[Crdt]) -> Crdt | None:
+        """Check that ``key`` may be written as ``kind``; return its current value if any."""
+        x = self._data.get(key)
+        if x is None:
+            check_key(key)
+        elif type(x) is not kind:
+            raise TypeMismatchError(f"key {key!r} holds a {x.TYPE}, not a {kind.TYPE}")
+        return x
+
+    def _apply_local(self, key: str, kind: type[Crdt], fn: Callable[[Any], Crdt]) -> Crdt:
+        """Run mutator ``fn`` on ``key`` (created as ``kind`` if absent); return the delta."""
+        x = self._prepare(key, kind)
+        fresh = x is None
+        if fresh:
+            x = kind()
+        delta = fn(x)
+        if fresh:
+            self._data[key] = x
+            self._keys.add(key)
+        pending = self._local.get(key)
+        if pending is None:
+            self._local[key] = delta
+        else:
+            pending.merge(delta)
+        self._pending_ops += 1
+        self.stats["writes"] += 1
+        return delta
+
+    def _write(self, key: str, kind: type[Crdt], fn: Callable[[Any], Crdt]) -> Write:
+        self._check_writable()
+        self._apply_local(key, kind, fn)
+        return self._ticket()
+
+    def _ticket(self) -> Write:
+        if self._wakeup is not None:
+            self._wakeup.set()
+        return Write(self, self._batch_no)
+
+    def now(self) -> int:
+        """Return a fresh HLC timestamp for a local write."""
+        return self.hlc.now(self._clock())
+
+    # -- remote deltas ----------------------------------------------------------------------
+
+    def apply_remote(self, group: dict[str, Crdt], origin: str, token: Any = None) -> dict[str, Crdt]:
+        """Join a delta group received from ``origin``; return the part that was new here.
+
+        The new part is committed with the next commit as a log entry with this origin
+        (so it is forwarded to other peers but never back to ``origin``); ``token`` comes
+        back in the :class:`Committed` handed to ``on_commit`` hooks.
+        """
+        if self._closed:
+            raise LocalError(f"replica {self.name!r} is closed")
+        novel: dict[str, Crdt] = {}
+        for key, delta in group.items():
+            fresh = self._join_remote(key, delta, origin)
+            if fresh is not None:
+                novel[key] = fresh
+        self.stats["remote_deltas"] += 1
+        if novel or token is not None:
+            self._remote.append((origin, novel, token))
+            if self._wakeup is not None:
+                self._wakeup.set()
+        return novel
+
+    def _join_remote(self, key: str, delta: Crdt, origin: str) -> Crdt | None:
+        x = self._data.get(key)
+        if x is not None and type(x) is not type(delta):
+            if delta.TYPE < x.TYPE:
+                self.stats["rejected_type_mismatch"] += 1
+                log.warning("rejected %s delta for %s key %r from %s",
+                            delta.TYPE, x.TYPE, key, origin)
+                return None
+            log.warning("key %r: remote %s replaces local %s (greater type tag wins)",
+                        key, delta.TYPE, x.TYPE)
+            self.stats["rejected_type_mismatch"] += 1
+            self._chains.forget(key)
+            x = None
+        if x is None:
+            x = type(delta)()
+            self._data[key] = x
+            self._keys.add(key)
+        fresh = x.novel(delta)
+        if fresh is not None:
+            x.merge(delta)
+            if type(delta) is LWWRegister and delta.timestamp is not None:
+                self._observe(delta.timestamp, origin)
+        return fresh  # type: ignore[no-any-return]
+
+    def _observe(self, timestamp: int, origin: str) -> None:
+        try:
+            self.hlc.update(timestamp, self._clock())
+        except ClockSkewError as exc:
+            self.stats["clock_skew"] += 1
+            log.warning("clock not advanced for a write from %s: %s", origin, exc)
+
+    def set_meta(self, name: str, value: Any) -> None:
+        """Stage a meta value (JSON) to be written with the next commit (sync bookkeeping)."""
+        self._meta_dirty[name] = value
+
+    # -- commit -----------------------------------------------------------------------------
+
+    def commit(self) -> int:
+        """Make every write and remote delta so far durable in one transaction.
+
+        Returns the number of the last durable log entry. Waiting writers are released and
+        ``on_commit`` hooks and subscribers are called after the transaction.
+        """
+        if self._closed:
+            raise LocalError(f"replica {self.name!r} is closed")
+        if not (self._local or self._remote or self._meta_dirty):
+            self._release(None)
+            return self._log_seq
+        local, remote = self._local, self._remote
+        seq = self._log_seq
+        entries: list[Committed] = []
+        if local:
+            seq += 1
+            entries.append(Committed(seq, None, local))
+        for origin, novel, token in remote:
+            if novel:
+                seq += 1
+                entries.append(Committed(seq, origin, novel, token))
+            else:
+                entries.append(Committed(0, origin, novel, token))
+        commit = self._build_commit(entries, seq)
+        try:
+            self._store.commit(commit)
+        except Exception as exc:
+            self._release(exc)
+            raise
+        self._local, self._remote = {}, []
+        self._meta_dirty = {}
+        self._log_seq = seq
+        self._pending_ops = 0
+        self._batch_no += 1
+        self.stats["commits"] += 1
+        self._release(None)
+        self._after_commit(entries)
+        return seq
+
+    def _build_commit(self, entries: list[Committed], seq: int) -> Commit:
+        touched: dict[str, Crdt] = {}
+        for entry in entries:
+            for key, delta in entry.group.items():
+                if key in touched:
+                    touched[key] = _joined(touched[key], delta)
+                else:
+                    touched[key] = delta
+        commit = Commit(meta=dict(self._meta_dirty))
+        blobs: dict[str, bytes] = {}
+        for key, delta in touched.items():
+            blob = encode(delta)
+            blobs[key] = blob
+            if self._chains.grow(key, len(blob)):
+                full = encode(self._data[key])
+                commit.bases[key] = (delta.TYPE, full)
+                self._chains.rebase(key, len(full))
+            else:
+                commit.deltas[key] = (delta.TYPE, blob)
+        for entry in entries:
+            if entry.seq:
+                commit.log.append(LogEntry(entry.seq, entry.origin, _group_blob(entry.group, blobs, touched)))
+        commit.meta["log_seq"] = seq
+        commit.meta["hlc"] = self.hlc.last
+        return commit
+
+    def _release(self, exc: BaseException | None) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                if exc is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(exc)
+
+    def _after_commit(self, entries: list[Committed]) -> None:
+        for hook in list(self.on_commit):
+            hook(entries)
+        if self._subscribers:
+            changed = sorted({k for e in entries for k in e.group})
+            for key in changed:
+                value = self.get(key)
+                for prefix, callback in list(self._subscribers):
+                    if key.startswith(prefix):
+                        callback(key, value)
+
+    # -- background group commit ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background committer on the running event loop (idempotent)."""
+        if self._committer is None:
+            self._wakeup = asyncio.Event()
+            self._committer = asyncio.get_running_loop().create_task(self._commit_loop())
+
+    async def _commit_loop(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            if self._pending_ops < self.commit_max_ops:
+                await asyncio.sleep(self.commit_delay)
+            self._wakeup.clear()
+            try:
+                self.commit()
+            except Exception:
+                log.exception("group commit failed; will retry with the next write")
+
+    async def _wait_durable(self, batch_no: int) -> None:
+        if batch_no < self._batch_no:
+            return
+        if self._committer is None:
+            self.commit()
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        assert self._wakeup is not None
+        self._wakeup.set()
+        await fut
+
+    async def flush(self) -> None:
+        """Wait until everything written so far is durable."""
+        await self._wait_durable(self._batch_no)
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[str, Any], None], prefix: str = "") -> Callable[[], None]:
+        """Call ``callback(key, value)`` after each commit that changed a key with ``prefix``.
+
+        Local and remote changes are both reported, once durable. Returns a function that
+        cancels the subscription.
+        """
+        entry = (prefix, callback)
+        self._subscribers.append(entry)
+
+        def cancel() -> None:
+            if entry in self._subscribers:
+                self._subscribers.remove(entry)
+
+        return cancel
+
+    async def watch(self, prefix: str = "") -> Any:
+        """Yield ``(key, value)`` for each durable change under ``prefix`` (async iterator).
+
+        A slow consumer never makes memory grow without bound: changes to one key that the
+        consumer has not taken yet are coalesced into the latest value.
+        """
+        pending: dict[str, Any] = {}
+        ready = asyncio.Event()
+
+        def on_change(key: str, value: Any) -> None:
+            pending[key] = value
+            ready.set()
+
+        cancel = self.subscribe(on_change, prefix)
+        try:
+            while True:
+                await ready.wait()
+                ready.clear()
+                batch = list(pending.items())
+                pending.clear()
+                for item in batch:
+                    yield item
+        finally:
+            cancel()
+
+
+def _joined(a: Crdt, b: Crdt) -> Crdt:
+    out = a.copy()
+    out.merge(b)
+    return out
+
+
+def _group_blob(group: dict[str, Crdt], blobs: dict[str, bytes], touched: dict[str, Crdt]) -> bytes:
+    """Encode a group as encode_group would, reusing per-key encodings made for the commit."""
+    parts = []
+    for key in sorted(group):
+        delta = group[key]
+        blob = blobs[key] if touched[key] is delta else encode(delta)
+        parts.append(b"[" + dumps(key) + b"," + blob + b"]")
+    return b"[" + b",".join(parts) + b"]"
+
