@@ -99,6 +99,7 @@ class Replica(Handles):
         self._subscribers: list[tuple[str, Callable[[str, Any], None]]] = []
         self._closed = False
         self.on_commit: list[Callable[[list[Committed]], None]] = []
+        self.on_commit_latency: Callable[[float], None] | None = None
         self.stats: dict[str, int] = {"commits": 0, "writes": 0, "remote_deltas": 0,
                                       "rejected_type_mismatch": 0, "clock_skew": 0}
         if identity.fresh_incarnation and self._log_seq:
@@ -341,11 +342,14 @@ class Replica(Handles):
             else:
                 entries.append(Committed(0, origin, novel, token))
         commit = self._build_commit(entries, seq)
+        started = time.perf_counter()
         try:
             self._store.commit(commit)
         except Exception as exc:
             self._release(exc)
             raise
+        if self.on_commit_latency is not None:
+            self.on_commit_latency(time.perf_counter() - started)
         self._local, self._remote = {}, []
         self._meta_dirty = {}
         self._log_seq = seq

@@ -1,0 +1,1 @@
+"""Asyncio + websockets transport for the sync protocol."""

@@ -1,0 +1,140 @@
+"""The ``crdtsync`` command: serve, status, backup, restore."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlparse
+
+import orjson
+
+from .config import ConfigError, load_config
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="crdtsync", description="crdtsync replica server and tools")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run one replica")
+    s.add_argument("--id", help="replica name, e.g. us")
+    s.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:7000)")
+    s.add_argument("--data", help="data directory")
+    s.add_argument("--peer", dest="peers", action="append", default=[], metavar="URL",
+                   help="peer replica ws:// or wss:// URL (repeatable)")
+    s.add_argument("--cluster", help="cluster name (peers must match)")
+    s.add_argument("--secret-file", help="file holding the cluster's shared secret")
+    s.add_argument("--config", help="TOML file; flags override it")
+    s.add_argument("--follower", action="store_true", default=None,
+                   help="read-only replica: receive only, refuse local writes")
+    s.add_argument("--clock-offset-ms", type=int, help="add this to the wall clock (testing)")
+    s.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    st = sub.add_parser("status", help="show a running replica's peers and lag")
+    st.add_argument("url", help="the replica's ws:// or http:// URL")
+    b = sub.add_parser("backup", help="write a consistent snapshot of a (running) replica")
+    b.add_argument("--data", required=True, help="the replica's data directory")
+    b.add_argument("--out", required=True, help="snapshot file to write")
+    r = sub.add_parser("restore", help="restore a data directory from a snapshot")
+    r.add_argument("--data", required=True, help="data directory to restore into")
+    r.add_argument("--from", dest="source", required=True, help="snapshot file")
+    r.add_argument("--force", action="store_true", help="replace an existing store")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``crdtsync`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(_COMMANDS[args.command](args) or 0)
+    except ConfigError as exc:
+        print(f"crdtsync: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .app import run_server
+
+    flags = {k: getattr(args, k) for k in ("id", "listen", "data", "peers", "cluster",
+                                            "secret_file", "follower", "clock_offset_ms",
+                                            "log_level")}
+    cfg = load_config(flags, args.config)
+    logging.basicConfig(level=cfg.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_server(cfg))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    parsed = urlparse(args.url)
+    if parsed.scheme not in ("ws", "wss", "http", "https") or not parsed.netloc:
+        raise ConfigError(f"status: expected a ws:// or http:// URL, got {args.url!r}")
+    scheme = "https" if parsed.scheme in ("wss", "https") else "http"
+    try:
+        with urllib.request.urlopen(f"{scheme}://{parsed.netloc}/health", timeout=5) as resp:
+            doc: dict[str, Any] = orjson.loads(resp.read())
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"crdtsync: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"replica {doc['id']} ({doc.get('replica_id')}): {doc.get('keys')} keys, "
+          f"log at {doc.get('log_seq')}")
+    for peer, info in sorted(doc.get("peers", {}).items()):
+        state = "connected" if info.get("connected") else "DISCONNECTED"
+        print(f"  {peer:<20} {state:<13} lag {info.get('lag_batches')} batches, "
+              f"{info.get('lag_seconds', 0):.3f} s")
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from crdtsync.errors import StoreError
+    from crdtsync.store import SQLiteStore
+
+    db = os.path.join(args.data, "replica.db")
+    try:
+        store = SQLiteStore(db, create=False)
+        try:
+            store.backup(args.out)
+        finally:
+            store.close()
+    except StoreError as exc:
+        print(f"crdtsync: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"crdtsync: wrote snapshot of {db} to {args.out}")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from crdtsync.errors import StoreError
+    from crdtsync.replica import Replica
+    from crdtsync.store import SQLiteStore
+
+    db = os.path.join(args.data, "replica.db")
+    try:
+        SQLiteStore(args.source, create=False).close()
+    except StoreError as exc:
+        print(f"crdtsync: restore failed: {exc}", file=sys.stderr)
+        return 1
+    if os.path.exists(db) and not args.force:
+        print(f"crdtsync: {db} exists; pass --force to replace it", file=sys.stderr)
+        return 1
+    os.makedirs(args.data, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            os.remove(db + suffix)
+    shutil.copyfile(args.source, db)
+    with Replica.open(args.data) as replica:
+        print(f"crdtsync: restored {args.source} into {args.data}; replica {replica.name} "
+              f"continues as new id {replica.replica_id}")
+    return 0
+
+
+_COMMANDS = {"serve": _serve, "status": _status, "backup": _backup, "restore": _restore}
+
+if __name__ == "__main__":
+    sys.exit(main())

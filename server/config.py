@@ -1,0 +1,128 @@
+"""Server configuration: command-line flags over an optional TOML file, fully validated.
+
+Every bad value raises :class:`ConfigError` with a one-line message naming the flag or TOML
+key; the CLI prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+__all__ = ["Config", "ConfigError", "parse_listen", "load_config"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid."""
+
+
+@dataclass
+class Config:
+    """Everything a server needs; see docs/operations.md for each field."""
+
+    id: str = ""
+    listen: str = "127.0.0.1:7000"
+    data: str = ""
+    peers: list[str] = field(default_factory=list)
+    cluster: str = "default"
+    secret_file: str | None = None
+    follower: bool = False
+    commit_delay_ms: float = 2.0
+    max_frame_bytes: int = 4 * 1024 * 1024
+    client_max_frame_bytes: int = 1024 * 1024
+    max_drift_ms: int = 60_000
+    clock_offset_ms: int = 0
+    log_level: str = "INFO"
+
+    @property
+    def host(self) -> str:
+        """The host part of ``listen``."""
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """The port part of ``listen``."""
+        return parse_listen(self.listen)[1]
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[::1]:PORT`` for IPv6); raise ConfigError if malformed."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"--listen: expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _check_peer(url: Any) -> str:
+    if not isinstance(url, str):
+        raise ConfigError(f"--peer: expected a ws:// or wss:// URL, got {url!r}")
+    parsed = urlparse(url)
+    if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
+        raise ConfigError(f"--peer: expected a ws:// or wss:// URL, got {url!r}")
+    try:
+        parsed.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ConfigError(f"--peer: bad port in {url!r}") from exc
+    return url
+
+
+_TYPES = {f.name: f.type for f in fields(Config)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _TYPES[name]
+    flag = f"--{name.replace('_', '-')}"
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{flag}: expected true or false, got {value!r}")
+    elif kind == "int":
+        if type(value) is not int:
+            raise ConfigError(f"{flag}: expected an integer, got {value!r}")
+    elif kind == "float":
+        if type(value) not in (int, float) or value < 0:
+            raise ConfigError(f"{flag}: expected a non-negative number, got {value!r}")
+        value = float(value)
+    elif kind == "list[str]":
+        if not isinstance(value, list):
+            raise ConfigError(f"{flag}: expected a list of URLs, got {value!r}")
+        value = [_check_peer(v) for v in value]
+    elif kind in ("str", "str | None"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{flag}: expected a string, got {value!r}")
+    return value
+
+
+def load_config(flags: dict[str, Any], config_file: str | None = None) -> Config:
+    """Build a Config from a TOML file (if given) overridden by non-None ``flags``."""
+    values: dict[str, Any] = {}
+    if config_file:
+        try:
+            raw = tomllib.loads(Path(config_file).read_text())
+        except OSError as exc:
+            raise ConfigError(f"--config: cannot read {config_file}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config: {config_file} is not valid TOML: {exc}") from exc
+        for key, value in raw.items():
+            name = key.replace("-", "_")
+            if name not in _TYPES:
+                raise ConfigError(f"{config_file}: unknown setting {key!r}")
+            values[name] = _coerce(name, value)
+    for name, value in flags.items():
+        if value is not None and value != []:
+            values[name] = _coerce(name, value)
+    cfg = Config(**values)
+    if not cfg.id:
+        raise ConfigError("--id: a replica name is required")
+    if not cfg.data:
+        raise ConfigError("--data: a data directory is required")
+    if not cfg.id.replace("-", "").replace("_", "").isalnum() or len(cfg.id) > 64:
+        raise ConfigError(f"--id: use letters, digits, '-' and '_' (at most 64), got {cfg.id!r}")
+    parse_listen(cfg.listen)
+    if cfg.secret_file is not None and not Path(cfg.secret_file).is_file():
+        raise ConfigError(f"--secret-file: {cfg.secret_file} is not a readable file")
+    if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"--log-level: expected DEBUG, INFO, WARNING or ERROR, got {cfg.log_level!r}")
+    return cfg
