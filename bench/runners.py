@@ -6,6 +6,10 @@ time them with ``time.perf_counter()`` and check the final state against the wor
 reference. Timing excludes generating the op stream, the check, the full-state encodings
 and the memory probe, exactly as in the peers' harness.
 
+Peak RSS (``ru_maxrss``) is read after the check and the encodings, like the peers'
+harness, but its high-water mark is reset just before the timed part when Linux allows it
+(``peak_rss_since``), so it leaves out building the op stream.
+
 Each runner returns the measured fields (``ops``, ``seconds``, ``check``, ``rss_before_mb``,
 ``peak_rss_mb``, ...); :mod:`bench.run` adds library, version, workload, scale, ops/s,
 model and run.
@@ -17,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from bench.common import peak_rss_mb, rss_now_mb, settle, traced_bytes, workloads
+from bench.common import PEAK_RESET, peak_rss_mb, rss_now_mb, settle, traced_bytes, workloads
 
 MEM_METHOD = (
     "tracemalloc: bytes still held by the final objects, measured by replaying the same op "
@@ -52,6 +56,7 @@ def _fields(ops: int, seconds: float, check: str, before: float, after: float,
     out["rss_before_mb"] = round(before, 1)
     out["rss_after_mb"] = round(after, 1)
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    out["peak_rss_since"] = "timed part" if PEAK_RESET["ok"] else "process start"
     out["check"] = check
     return out
 

@@ -122,7 +122,7 @@ def from_envelope(obj: Any) -> Any:
     cls = REGISTRY.get(tag) if isinstance(tag, str) else None
     if cls is None:
         raise DecodeError(f"unknown type tag {tag!r}")
-    if version != FORMAT_VERSION or isinstance(version, bool):
+    if type(version) is not int or version != FORMAT_VERSION:
         raise DecodeError(f"unsupported format version {version!r} for {tag}")
     try:
         return cls.from_json(state)

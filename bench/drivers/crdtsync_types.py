@@ -26,11 +26,10 @@ import functools
 import subprocess
 from typing import Any
 
-from crdtsync import AWORSet, GCounter, HybridLogicalClock, LWWRegister
-from crdtsync.codec import FORMAT_VERSION, dumps, encode
-
 from bench import runners
 from bench.common import CRDTSYNC_REPLICA_IDS, REPO, workloads
+from crdtsync import AWORSet, GCounter, HybridLogicalClock, LWWRegister
+from crdtsync.codec import FORMAT_VERSION, dumps, encode
 
 LIBRARY = "crdtsync-types"
 KIND = "crdtsync"
@@ -109,14 +108,14 @@ class TypesReplica:
         sets = self.sets
         el = self.W.ELEMENTS
         rid = self.rid
-        for s, e in zip(sidx[a:b], eidx[a:b]):
+        for s, e in zip(sidx[a:b], eidx[a:b], strict=True):
             sets[s].add(rid, el[e])
 
     def remove_batch(self, sidx: Any, eidx: Any, a: int, b: int) -> None:
         sets = self.sets
         el = self.W.ELEMENTS
         rid = self.rid
-        for s, e in zip(sidx[a:b], eidx[a:b]):
+        for s, e in zip(sidx[a:b], eidx[a:b], strict=True):
             sets[s].remove(rid, el[e])
 
     def set_values(self) -> list[set[int]]:
@@ -131,7 +130,7 @@ class TypesReplica:
         now = self.clock.now
         phys = FAKE_EPOCH_MS + self.lww_batches
         self.lww_batches += 1
-        for k, v in zip(keys[a:b], values[a:b]):
+        for k, v in zip(keys[a:b], values[a:b], strict=True):
             name = kn[k]
             r = get(name)
             if r is None:
@@ -144,7 +143,8 @@ class TypesReplica:
     # --- sizes
     def _objects(self) -> dict[str, Any]:
         objs: dict[str, Any] = dict(self.counters)
-        objs.update((n, s) for n, s in zip(self.W.SET_NAMES, self.sets) if not s.is_bottom())
+        named = zip(self.W.SET_NAMES, self.sets, strict=True)
+        objs.update((n, s) for n, s in named if not s.is_bottom())
         objs.update(self.lww)
         return objs
 

@@ -49,9 +49,14 @@ class Commit:
 
     - ``bases``: key -> (tag, full state bytes); replaces the key's base and drops its deltas;
     - ``deltas``: key -> (tag, delta bytes); appended to the key's chain (after ``bases``);
-    - ``log``: delta-log entries to append (their seqs above every seq already stored);
+    - ``log``: delta-log entries to append, seqs strictly increasing and above every seq
+      ever stored, trimmed ones included (see :meth:`Store.next_seq`);
     - ``meta``: name -> JSON value to upsert;
     - ``trim_log_below``: drop log entries with seq < this (None: keep all).
+
+    A key's tag is fixed by the first commit that writes the key: a commit giving it another
+    tag raises ValueError, as does a log seq that is not above every stored one; a rejected
+    commit writes nothing.
     """
 
     bases: dict[str, tuple[str, bytes]] = field(default_factory=dict)
@@ -75,6 +80,13 @@ class Store(Protocol):
 
     def log(self, start: int = 0) -> Iterator[LogEntry]:
         """Iterate over the delta-log entries with seq >= ``start``, in seq order."""
+
+    def next_seq(self) -> int:
+        """Return the lowest seq a new log entry may take: one above every seq ever stored.
+
+        Trimmed entries count: a seq is never accepted twice, so a peer's ack of batch ``n``
+        can never be mistaken for a later, different batch ``n``. 0 for a new store.
+        """
 
     def backup(self, path: str) -> None:
         """Write a consistent snapshot of the store to ``path`` (while it is in use)."""

@@ -20,7 +20,14 @@ from __future__ import annotations
 from typing import Any
 
 from crdtsync.causal import CausalContext, Dot
-from crdtsync.codec import check_dot, check_int, check_json_value, check_replica, dumps
+from crdtsync.codec import (
+    MAX_INT,
+    check_dot,
+    check_int,
+    check_json_value,
+    check_replica,
+    dumps,
+)
 from crdtsync.types.base import CausalCrdt
 from crdtsync.types.counters import check_amount
 from crdtsync.types.lww import _private, check_timestamp
@@ -47,8 +54,13 @@ class MapCounter(CausalCrdt):
         store = self._store
         dctx = CausalContext()
         p = n = 0
-        for dot in [d for d in store if d[0] == replica]:
-            p, n = store.pop(dot)
+        mine = [d for d in store if d[0] == replica]
+        for dot in mine:
+            p, n = store[dot]
+        if p + plus > MAX_INT or n + minus > MAX_INT:
+            raise ValueError(f"counter field total of {replica!r} would exceed 2**63-1")
+        for dot in mine:
+            del store[dot]
             dctx.add(dot)
         dot = self._ctx.next_dot(replica)
         dctx.add(dot)

@@ -12,7 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from crdtsync.clock import HLCTimestamp, pack
-from crdtsync.codec import MAX_INT, check_int, check_json_value, check_replica, dumps
+from crdtsync.codec import (
+    MAX_INT,
+    MAX_REPLICA_LEN,
+    check_int,
+    check_json_value,
+    check_replica,
+    dumps,
+)
 from crdtsync.types.base import Crdt, register
 
 __all__ = ["LWWRegister", "check_timestamp"]
@@ -52,9 +59,10 @@ class LWWRegister(Crdt):
 
         If the register already holds a later write, the register keeps it (this write lost).
         """
-        if type(replica) is not str:
+        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN:
             check_replica(replica)
-        ts = timestamp if type(timestamp) is int and timestamp >= 0 else check_timestamp(timestamp)
+        ts = (timestamp if type(timestamp) is int and 0 <= timestamp <= MAX_INT
+              else check_timestamp(timestamp))
         delta = LWWRegister.__new__(LWWRegister)
         delta._ts = ts
         delta._rid = replica

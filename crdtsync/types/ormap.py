@@ -43,7 +43,7 @@ __all__ = ["ORMap"]
 class ORMap(CausalCrdt):
     """Observed-remove map of keys (str or int) to nested CRDTs. Store: DotMap."""
 
-    __slots__ = ()
+    __slots__ = ("_depth",)  # set on nested views only: how many maps hold this one
     TYPE = "ormap"
     _store: DotMap
 
@@ -64,6 +64,12 @@ class ORMap(CausalCrdt):
                 raise TypeMismatchError(f"map key {key!r} holds a {other}, not a {tag}")
         ik = (key, tag)
         view = embed._view(entries.get(ik) or embed._new_store(), self._ctx)
+        if embed is ORMap:
+            # Refuse here what every decoder would refuse (codec: at most MAX_DEPTH maps).
+            depth = getattr(self, "_depth", 1) + 1
+            if depth > MAX_DEPTH:
+                raise ValueError(f"maps nested deeper than {MAX_DEPTH}")
+            view._depth = depth  # type: ignore[attr-defined]
         delta = fn(view)
         if type(delta) is not embed:
             raise TypeError(f"fn must return the delta of a {tag} mutator, got {delta!r:.80}")

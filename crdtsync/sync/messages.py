@@ -1,0 +1,145 @@
+"""Protocol messages: one small frozen dataclass per message type.
+
+Every message travels as one canonical JSON object (see :mod:`crdtsync.sync.wire` and
+``docs/protocol.md``). Sequence numbers are the *sender's* delta-log numbers unless a field
+says otherwise. A *group* is ``dict[str, Crdt]``: key -> delta (or full state).
+
+Handshake (both sides, on every new link)::
+
+    Hello  ->            who I am; answered by Accept (carrying what I hold of yours) or Refuse
+    Accept / Refuse ->
+
+Deltas (Almeida et al. Alg. 2), one direction shown::
+
+    Delta(start, end, group) ->     the join of my entries start..end you have not acked
+                          <- Ack(upto)   durable up to ``upto``
+                          <- Nack(have)  gap: ``start`` was beyond ``have + 1``; restart there
+
+State catch-up (the log no longer holds what the peer lacks)::
+
+    BucketDigests(cid, upto, hashes) ->       one hash per bucket of my per-key digests
+                      <- KeyDigests(cid, ...)  your per-key digests of the buckets that differ
+    States(cid, upto, part, parts, group) ->   my states of the keys that differ
+                      <- Ack(upto)             after the last part is durable
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from crdtsync.types.base import Crdt
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Group",
+    "Hello",
+    "Accept",
+    "Refuse",
+    "Delta",
+    "Ack",
+    "Nack",
+    "BucketDigests",
+    "KeyDigests",
+    "States",
+    "Message",
+]
+
+PROTOCOL_VERSION = 1
+"""Version of the sync protocol spoken here; a peer speaking another one is refused."""
+
+Group: TypeAlias = dict[str, Crdt]
+"""A delta group: key -> delta (a full state is a valid delta)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Open a session: protocol version, cluster, my replica id, mode and my last log seq."""
+
+    version: int
+    cluster: str
+    replica: str
+    follower: bool
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """Accept the peer's Hello; ``have``: the peer's log is durable here up to this seq."""
+
+    have: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Refuse the peer's Hello, with a reason a person can read; the link is closed."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """The join of the sender's log entries ``start..end`` (minus those the receiver sent)."""
+
+    start: int
+    end: int
+    group: Group
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The sender's log is durable at the receiver up to ``upto``."""
+
+    upto: int
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """A Delta skipped entries: the receiver holds up to ``have``; resend from ``have + 1``."""
+
+    have: int
+
+
+@dataclass(frozen=True, slots=True)
+class BucketDigests:
+    """Open state catch-up ``cid``: one 16-hex-digit hash per bucket of my keys.
+
+    ``upto``: my last log seq when the hashes were taken; once the catch-up is complete
+    the receiver holds my log up to it. ``len(hashes)`` (a power of two) is the bucket count.
+    """
+
+    cid: int
+    upto: int
+    hashes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDigests:
+    """Part ``part`` of ``parts``: my per-key digests (16 hex digits) of differing buckets.
+
+    ``buckets`` are the differing bucket ids this part covers; ``digests`` holds *every*
+    key I have in those buckets, as ``(key, digest)`` sorted by key.
+    """
+
+    cid: int
+    part: int
+    parts: int
+    buckets: tuple[int, ...]
+    digests: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class States:
+    """Part ``part`` of ``parts`` of catch-up ``cid``: full states of keys that differ."""
+
+    cid: int
+    upto: int
+    part: int
+    parts: int
+    group: Group
+
+
+Message: TypeAlias = (
+    Hello | Accept | Refuse | Delta | Ack | Nack | BucketDigests | KeyDigests | States
+)
+"""Any protocol message."""

@@ -1,0 +1,193 @@
+"""The sending side of one peer: cursors over my log, retransmission and state catch-up.
+
+Almeida et al. Alg. 2, per neighbour ``j``: ``acked`` is the highest seq ``j`` has acked
+(durable there); I send the join of the entries above it as intervals ``[start, end]``.
+Several intervals may be in flight (``window``); ``sent`` is the end of the last one. With
+no progress for ``retransmit_after`` seconds, ``sent`` falls back to ``acked`` and the
+unacked intervals go again. If the log no longer holds ``acked + 1``, ``j`` catches up from
+state: bucket digests, then the key digests of differing buckets, then the differing states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from crdtsync.codec import encode
+from crdtsync.errors import PeerError
+from crdtsync.sync.digest import bucket_count, bucket_hashes, keys_to_send, split
+from crdtsync.sync.host import SyncConfig, SyncHost
+from crdtsync.sync.log import DeltaLog
+from crdtsync.sync.messages import BucketDigests, Delta, KeyDigests, Message, States
+from crdtsync.types.base import Crdt
+
+__all__ = ["PeerSender"]
+
+
+@dataclass(slots=True)
+class _Catchup:
+    """An outgoing state catch-up: its id, the log seq it brings the peer to, replies so far."""
+
+    cid: int
+    upto: int
+    nbuckets: int
+    nparts: int | None = None
+    parts: dict[int, KeyDigests] = field(default_factory=dict)
+    answered: bool = False
+
+
+class PeerSender:
+    """Decide what of my log goes to one peer, and when."""
+
+    __slots__ = ("peer", "follower", "connected", "acked", "sent", "inflight", "progress_at",
+                 "catchup", "cid", "nack", "_log", "_host", "_config")
+
+    def __init__(self, peer: str, log: DeltaLog, host: SyncHost, config: SyncConfig, *,
+                 acked: int) -> None:
+        self.peer = peer
+        self.follower = False
+        self.connected = False
+        self.acked = acked
+        self.sent = acked
+        self.inflight: list[int] = []  # ends of the intervals sent and not yet acked
+        self.progress_at = 0.0
+        self.catchup: _Catchup | None = None
+        self.cid = 0
+        self.nack: tuple[int, float] | None = None
+        self._log = log
+        self._host = host
+        self._config = config
+
+    def attach(self, have: int, now: float) -> list[Message]:
+        """Start sending on a new link; the peer holds my log up to ``have`` (exactly)."""
+        self.connected = True
+        self.acked = self.sent = have
+        self.inflight = []
+        self.catchup = None
+        self.progress_at = now
+        return self.flush(now, force=False)
+
+    def detach(self) -> None:
+        """The link is gone: forget what was in flight."""
+        self.connected = False
+        self.sent = self.acked
+        self.inflight = []
+        self.catchup = None
+
+    def trim_floor(self) -> int | None:
+        """Return the seq up to which this peer allows trimming, None if it does not care.
+
+        A peer already behind the log catches up from state whatever is kept, so it holds
+        nothing back; one in catch-up needs the entries after the catch-up's ``upto``.
+        """
+        if self.catchup is not None:
+            return self.catchup.upto
+        return self.acked if self.acked >= self._log.trimmed_upto else None
+
+    def flush(self, now: float, *, force: bool) -> list[Message]:
+        """Send the entries above ``sent``, window permitting.
+
+        Without ``force``, a tail made only of entries from this peer (nothing to send, BP)
+        waits for :meth:`tick`, which sends it as an empty interval so the peer's cursor,
+        and so trimming, moves on.
+        """
+        log = self._log
+        if not self.connected or self.catchup is not None or self.sent >= log.last_seq:
+            return []
+        if self.sent < log.trimmed_upto:
+            return self._start_catchup(now)
+        out: list[Message] = []
+        while self.sent < log.last_seq and len(self.inflight) < self._config.window:
+            end, group = log.collect(self.sent + 1, self.peer, self._config.max_message_bytes)
+            if not group and not force:
+                break
+            if not self.inflight:
+                self.progress_at = now
+            out.append(Delta(self.sent + 1, end, group))
+            self.sent = end
+            self.inflight.append(end)
+        return out
+
+    def on_ack(self, upto: int, now: float) -> list[Message]:
+        """The peer holds my log durably up to ``upto``."""
+        if upto > self._log.last_seq:
+            raise PeerError(f"peer {self.peer!r} acked seq {upto} beyond my last seq "
+                            f"{self._log.last_seq}")
+        if upto <= self.acked:
+            return []
+        self.acked = upto
+        self.progress_at = now
+        self.inflight = [end for end in self.inflight if end > upto]
+        self.sent = max(self.sent, upto)
+        if self.catchup is not None and upto >= self.catchup.upto:
+            self.catchup = None
+            self.inflight = []
+            self.sent = upto
+        return self.flush(now, force=False)
+
+    def on_nack(self, have: int, now: float) -> list[Message]:
+        """The peer found a gap: it holds up to ``have``; go back there (Almeida et al. Alg. 2)."""
+        if have > self._log.last_seq:
+            raise PeerError(f"peer {self.peer!r} nacked at seq {have} beyond my last seq "
+                            f"{self._log.last_seq}")
+        if self.catchup is not None or not self.acked <= have < self.sent:
+            return []  # stale: from before a catch-up, a retransmission or an ack
+        if self.nack is not None and self.nack[0] == have and (
+                now - self.nack[1] < self._config.retransmit_after):
+            return []  # reordering makes one gap nacked by several intervals: resend once
+        self.nack = (have, now)
+        self.sent = have
+        self.inflight = [end for end in self.inflight if end <= have]
+        self.progress_at = now
+        return self.flush(now, force=True)
+
+    def tick(self, now: float) -> list[Message]:
+        """Retransmit after ``retransmit_after`` seconds without progress; send skipped tails."""
+        if not self.connected:
+            return []
+        stalled = now - self.progress_at >= self._config.retransmit_after
+        if self.catchup is not None:
+            return self._start_catchup(now) if stalled else []
+        if self.inflight and stalled:
+            self.sent = self.acked
+            self.inflight = []
+        return self.flush(now, force=True)
+
+    # -- state catch-up -------------------------------------------------------------------
+
+    def _start_catchup(self, now: float) -> list[Message]:
+        """Open catch-up: hash my keys in buckets, as of my last seq."""
+        host = self._host
+        self.cid += 1
+        nbuckets = bucket_count(sum(1 for _ in host.keys()))
+        self.catchup = _Catchup(self.cid, self._log.last_seq, nbuckets)
+        self.sent = self.acked
+        self.inflight = []
+        self.progress_at = now
+        return [BucketDigests(self.cid, self.catchup.upto, bucket_hashes(host, nbuckets))]
+
+    def on_key_digests(self, msg: KeyDigests, now: float) -> list[Message]:
+        """Collect the peer's key digests; once all parts are in, send the differing states."""
+        cu = self.catchup
+        if cu is None or msg.cid != cu.cid or cu.answered:
+            return []
+        if cu.nparts is not None and msg.parts != cu.nparts:
+            raise PeerError(f"peer {self.peer!r} sent key digests of {msg.parts} parts, "
+                            f"then of {cu.nparts}")
+        if any(b >= cu.nbuckets for b in msg.buckets):
+            raise PeerError(f"peer {self.peer!r} sent a bucket id >= {cu.nbuckets}")
+        cu.nparts = msg.parts
+        cu.parts[msg.part] = msg
+        self.progress_at = now
+        if len(cu.parts) < cu.nparts:
+            return []
+        cu.answered = True
+        buckets = [b for part in cu.parts.values() for b in part.buckets]
+        theirs = {k: h for part in cu.parts.values() for k, h in part.digests}
+        keys = keys_to_send(self._host, buckets, cu.nbuckets, theirs)
+        states = [(k, self._host.state(k).copy()) for k in keys]
+        runs = split(states, _state_size, self._config.max_message_bytes)
+        return [States(cu.cid, cu.upto, i, len(runs), dict(run)) for i, run in enumerate(runs)]
+
+
+def _state_size(item: tuple[str, Crdt]) -> int:
+    return len(item[0]) + len(encode(item[1])) + 8

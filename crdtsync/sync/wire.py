@@ -1,0 +1,214 @@
+"""The one canonical codec of protocol messages.
+
+A message is a JSON object ``{"type": <tag>, <field>: <value>, ...}`` serialized by orjson
+with sorted keys, so equal messages give equal bytes. A group is encoded as by
+:func:`crdtsync.codec.encode_group`: ``[[key, [type_tag, format_version, state]], ...]``
+sorted by key, each value a :mod:`crdtsync.codec` envelope. Tags and fields are listed in ``docs/protocol.md`` and pinned by the golden
+vectors in ``tests/vectors/sync_messages.json``.
+
+:func:`decode_message` treats its input as hostile: it checks size, JSON syntax, the exact
+set of fields, types and ranges, and decodes every CRDT through :mod:`crdtsync.codec`; the
+first problem raises :class:`~crdtsync.errors.DecodeError` naming the message and field.
+It builds fresh values, so nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from crdtsync.codec import (
+    FORMAT_VERSION,
+    MAX_INT,
+    MAX_KEY_LEN,
+    MAX_REPLICA_LEN,
+    dumps,
+    group_from_json,
+)
+from crdtsync.errors import DecodeError
+from crdtsync.sync.messages import (
+    Accept,
+    Ack,
+    BucketDigests,
+    Delta,
+    Group,
+    Hello,
+    KeyDigests,
+    Message,
+    Nack,
+    Refuse,
+    States,
+)
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "MAX_BUCKETS",
+    "encode_message",
+    "decode_message",
+]
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Default upper bound on the size of one encoded message accepted by decode_message."""
+MAX_BUCKETS = 4096
+"""Most buckets a BucketDigests message may carry (a power of two)."""
+MAX_REASON_LEN = 1024
+_HEX = frozenset("0123456789abcdef")
+
+
+def _group_json(group: Group) -> list[Any]:
+    """Return the JSON form :func:`crdtsync.codec.encode_group` serializes."""
+    return [[k, [group[k].TYPE, FORMAT_VERSION, group[k].to_json()]] for k in sorted(group)]
+
+
+# -- field kinds: (to JSON, from JSON raising ValueError/TypeError/DecodeError) -------------
+
+
+def _int(x: Any) -> int:
+    if type(x) is not int:
+        raise TypeError(f"expected an int, got {type(x).__name__}")
+    if not 0 <= x <= MAX_INT:
+        raise ValueError(f"int {x} out of range [0, 2**63-1]")
+    return x
+
+
+def _str(x: Any) -> str:
+    if type(x) is not str:
+        raise TypeError(f"expected a str, got {type(x).__name__}")
+    if len(x) > MAX_REASON_LEN:
+        raise ValueError(f"str of {len(x)} characters exceeds {MAX_REASON_LEN}")
+    return x
+
+
+def _bool(x: Any) -> bool:
+    if type(x) is not bool:
+        raise TypeError(f"expected a bool, got {type(x).__name__}")
+    return x
+
+
+def _hex16(x: Any) -> str:
+    if type(x) is not str or len(x) != 16 or not _HEX.issuperset(x):
+        raise ValueError(f"expected 16 lowercase hex digits, got {x!r:.40}")
+    return x
+
+
+def _hashes(x: Any) -> tuple[str, ...]:
+    if not isinstance(x, list):
+        raise TypeError("expected a list of hashes")
+    n = len(x)
+    if not 0 < n <= MAX_BUCKETS or n & (n - 1):
+        raise ValueError(f"bucket count {n} is not a power of two in [1, {MAX_BUCKETS}]")
+    return tuple(_hex16(h) for h in x)
+
+
+def _ints(x: Any) -> tuple[int, ...]:
+    if not isinstance(x, list):
+        raise TypeError("expected a list of ints")
+    out = tuple(_int(i) for i in x)
+    if len(set(out)) != len(out):
+        raise ValueError("duplicate bucket id")
+    return out
+
+
+def _pairs(x: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(x, list):
+        raise TypeError("expected a list of [key, digest] pairs")
+    out = []
+    for item in x:
+        if not isinstance(item, list) or len(item) != 2 or type(item[0]) is not str:
+            raise ValueError(f"expected [key, digest], got {item!r:.60}")
+        if not 0 < len(item[0]) <= MAX_KEY_LEN:
+            raise ValueError(f"key must have 1 to {MAX_KEY_LEN} characters")
+        out.append((item[0], _hex16(item[1])))
+    if len({k for k, _ in out}) != len(out):
+        raise ValueError("duplicate key in digests")
+    return tuple(out)
+
+
+def _same(x: Any) -> Any:
+    return x
+
+
+_KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "int": (_same, _int),
+    "str": (_same, _str),
+    "bool": (_same, _bool),
+    "hashes": (list, _hashes),
+    "ints": (list, _ints),
+    "pairs": (lambda ps: [list(p) for p in ps], _pairs),
+    "group": (_group_json, group_from_json),
+}
+
+_SCHEMA: dict[str, tuple[type[Any], dict[str, str]]] = {
+    "hello": (Hello, {"version": "int", "cluster": "str", "replica": "str",
+                      "follower": "bool", "last_seq": "int"}),
+    "accept": (Accept, {"have": "int"}),
+    "refuse": (Refuse, {"reason": "str"}),
+    "delta": (Delta, {"start": "int", "end": "int", "group": "group"}),
+    "ack": (Ack, {"upto": "int"}),
+    "nack": (Nack, {"have": "int"}),
+    "buckets": (BucketDigests, {"cid": "int", "upto": "int", "hashes": "hashes"}),
+    "keys": (KeyDigests, {"cid": "int", "part": "int", "parts": "int",
+                          "buckets": "ints", "digests": "pairs"}),
+    "states": (States, {"cid": "int", "upto": "int", "part": "int", "parts": "int",
+                        "group": "group"}),
+}
+_TAG_OF: dict[type[Any], str] = {cls: tag for tag, (cls, _) in _SCHEMA.items()}
+
+
+def encode_message(msg: Message) -> bytes:
+    """Return the canonical bytes of a protocol message."""
+    tag = _TAG_OF.get(type(msg))
+    if tag is None:
+        raise TypeError(f"not a protocol message: {msg!r:.80}")
+    obj: dict[str, Any] = {"type": tag}
+    for name, kind in _SCHEMA[tag][1].items():
+        obj[name] = _KINDS[kind][0](getattr(msg, name))
+    return dumps(obj)
+
+
+def decode_message(data: bytes | bytearray | memoryview | str, *,
+                   max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
+    """Decode bytes made by :func:`encode_message`; raise DecodeError on anything else."""
+    obj = _loads(data, max_bytes, "message")
+    if not isinstance(obj, dict):
+        raise DecodeError("message must be a JSON object")
+    tag = obj.get("type")
+    if not isinstance(tag, str) or tag not in _SCHEMA:
+        raise DecodeError(f"unknown message type {tag!r:.40}")
+    cls, fields = _SCHEMA[tag]
+    extra = obj.keys() - fields.keys() - {"type"}
+    missing = fields.keys() - obj.keys()
+    if extra or missing:
+        raise DecodeError(f"{tag} message: missing fields {sorted(missing)}, "
+                          f"unexpected fields {sorted(extra)[:5]}")
+    values = {}
+    for name, kind in fields.items():
+        try:
+            values[name] = _KINDS[kind][1](obj[name])
+        except (ValueError, TypeError) as exc:  # DecodeError is a ValueError
+            raise DecodeError(f"{tag}.{name}: {exc}") from exc
+    return _check(cls(**values))  # type: ignore[no-any-return]
+
+
+def _check(msg: Any) -> Any:
+    """Check the invariants that tie fields together."""
+    if isinstance(msg, Delta) and not 1 <= msg.start <= msg.end:
+        raise DecodeError(f"delta interval [{msg.start}, {msg.end}] is not 1 <= start <= end")
+    if isinstance(msg, (KeyDigests, States)) and not msg.part < msg.parts:
+        raise DecodeError(f"part {msg.part} of {msg.parts} is out of range")
+    if isinstance(msg, Hello) and not 0 < len(msg.replica) <= MAX_REPLICA_LEN:
+        raise DecodeError(f"hello.replica: replica id must have 1 to {MAX_REPLICA_LEN} characters")
+    return msg
+
+
+def _loads(data: Any, max_bytes: int, what: str) -> Any:
+    if not isinstance(data, (bytes, bytearray, memoryview, str)):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise DecodeError(f"{what} of {len(data)} bytes exceeds the limit of {max_bytes}")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"{what} is not valid JSON: {exc}") from exc

@@ -1,0 +1,398 @@
+"""A deterministic simulator of replicas running SyncEngine over a hostile network.
+
+- :class:`FakeHost`: an in-memory replica with a *durable* part (state, delta log, marks,
+  last seq) and a *live* part (state with uncommitted changes, a commit queue). A crash
+  drops the live part; a restart rebuilds the engine from the durable part only.
+- :class:`Cluster`: hosts, a topology (mesh, ring, star, plus followers), links that carry
+  encoded messages which may be lost, duplicated, reordered and delayed, partitions that
+  cut links, crashes and restarts, and the oracle: the join of every committed local write.
+
+All randomness comes from the ``random.Random`` handed in, so a seed replays a schedule.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from crdtsync.clock import HybridLogicalClock
+from crdtsync.errors import PeerError
+from crdtsync.sync import (
+    Apply,
+    Close,
+    Output,
+    Send,
+    SyncConfig,
+    SyncEngine,
+    Trim,
+    decode_message,
+    default_digest,
+    encode_message,
+)
+from crdtsync.types import AWORSet, Crdt, GCounter, LWWRegister, ORMap, PNCounter
+
+__all__ = ["FakeHost", "Cluster", "topology_edges", "random_step", "KEY_TYPES"]
+
+KEY_TYPES: dict[str, type[Crdt]] = {
+    "c": PNCounter, "g": GCounter, "s": AWORSet, "l": LWWRegister, "m": ORMap,
+}
+"""Key prefix -> type: a key's first letter fixes its type on every replica."""
+
+
+def _join_into(target: dict[str, Crdt], group: dict[str, Crdt]) -> None:
+    for key, value in group.items():
+        mine = target.get(key)
+        if mine is None:
+            target[key] = value.copy()
+        else:
+            mine.merge(value)
+
+
+class FakeHost:
+    """An in-memory replica: live state, a durable part, and a queue of uncommitted work."""
+
+    def __init__(self, config: SyncConfig) -> None:
+        self.config = config
+        self.rid = config.replica
+        self.durable: dict[str, Crdt] = {}
+        self.dlog: dict[int, tuple[str | None, dict[str, Crdt]]] = {}
+        self.dmarks: dict[str, int] = {}
+        self.dlast = 0
+        self.rejected = 0
+        self.restart()
+
+    def restart(self) -> None:
+        """Come back from a crash: only the durable part is left."""
+        self.live = {k: v.copy() for k, v in self.durable.items()}
+        self.queue: list[tuple[str, Any, dict[str, Crdt]]] = []
+        self.clock = HybridLogicalClock(last=0)
+        self.engine = SyncEngine(
+            self, self.config, log=[(s, o, g) for s, (o, g) in self.dlog.items()],
+            marks=dict(self.dmarks), last_seq=self.dlast)
+
+    # -- SyncHost -------------------------------------------------------------------------
+
+    def keys(self) -> list[str]:
+        return list(self.durable)
+
+    def digest(self, key: str) -> bytes:
+        return default_digest(self.durable[key])
+
+    def state(self, key: str) -> Crdt:
+        return self.durable[key]
+
+    # -- the host's duties ----------------------------------------------------------------
+
+    def apply(self, apply: Apply) -> None:
+        """Join a remote group into the live state (RR per key); queue it for commit."""
+        novel: dict[str, Crdt] = {}
+        for key, delta in apply.group.items():
+            mine = self.live.get(key)
+            if mine is None:
+                mine = type(delta)()
+            elif type(mine) is not type(delta):
+                self.rejected += 1
+                continue
+            fresh = mine.novel(delta)
+            if fresh is not None:
+                mine.merge(delta)
+                self.live[key] = mine
+                novel[key] = fresh.copy()
+        self.queue.append(("apply", apply, novel))
+
+    def write(self, key: str, mutate: Callable[[Any], Crdt]) -> None:
+        """Run a local mutator on the live state; its delta joins the open local batch."""
+        value = self.live.get(key)
+        if value is None:
+            value = self.live[key] = KEY_TYPES[key[0]]()
+        delta = mutate(value)
+        if self.queue and self.queue[-1][0] == "local":
+            _join_into(self.queue[-1][2], {key: delta})
+        else:
+            self.queue.append(("local", None, {key: delta}))
+
+    def commit(self, now: float, oracle: dict[str, Crdt]) -> list[Output]:
+        """Make the queue durable in one atomic step, then tell the engine."""
+        out: list[Output] = []
+        queue, self.queue = self.queue, []
+        for kind, apply, group in queue:
+            _join_into(self.durable, group)
+            seq = None
+            if group and not self.config.follower:
+                seq = self.dlast = self.dlast + 1
+                self.dlog[seq] = (apply.peer if apply else None, group)
+            if kind == "local":
+                _join_into(oracle, group)
+                assert seq is not None
+                out += self.engine.logged(seq, group, now)
+                continue
+            if apply.mark is not None:
+                self.dmarks[apply.peer] = max(self.dmarks.get(apply.peer, 0), apply.mark)
+            out += self.engine.applied(apply, seq, group, now)
+        return out
+
+    def trim(self, upto: int) -> None:
+        for seq in [s for s in self.dlog if s <= upto]:
+            del self.dlog[seq]
+
+
+def topology_edges(kind: str, rids: list[str], rng: random.Random) -> set[frozenset[str]]:
+    """Return the links of a topology over ``rids``: mesh, ring or star."""
+    n = len(rids)
+    if kind == "mesh":
+        return {frozenset((a, b)) for i, a in enumerate(rids) for b in rids[i + 1:]}
+    if kind == "ring":
+        return {frozenset((rids[i], rids[(i + 1) % n])) for i in range(n)}
+    if kind == "star":
+        center = rng.choice(rids)
+        return {frozenset((center, r)) for r in rids if r != center}
+    raise ValueError(kind)
+
+
+class Cluster:
+    """Replicas, links and a hostile network, driven step by step from one Random."""
+
+    def __init__(self, rng: random.Random, *, n: int, topology: str, followers: int = 0,
+                 loss: float = 0.0, dup: float = 0.0, codec: bool = True,
+                 **knobs: Any) -> None:
+        self.rng = rng
+        self.now = 0.0
+        self.loss, self.dup, self.codec = loss, dup, codec
+        primaries = [f"r{i}" for i in range(n)]
+        self.edges = topology_edges(topology, primaries, rng)
+        self.followers = [f"f{i}" for i in range(followers)]
+        for f in self.followers:
+            for p in rng.sample(primaries, min(len(primaries), rng.choice((1, 2)))):
+                self.edges.add(frozenset((f, p)))
+        self.primaries = primaries
+        self.hosts: dict[str, FakeHost] = {}
+        for rid in primaries + self.followers:
+            peers = frozenset(p for e in self.edges if rid in e for p in e if p != rid)
+            cfg = SyncConfig(replica=rid, cluster="sim", follower=rid in self.followers,
+                             peers=peers, **knobs)
+            self.hosts[rid] = FakeHost(cfg)
+        self.up = set(self.hosts)
+        self.cut: set[frozenset[str]] = set()
+        self.links: dict[int, tuple[str, str]] = {}
+        self.pair_link: dict[frozenset[str], int] = {}
+        self.next_link = 0
+        self.inflight: list[tuple[int, str, Any]] = []
+        self.oracle: dict[str, Crdt] = {}
+        self.messages = 0
+        self.bytes = 0
+        self.connect_all()
+
+    # -- links ------------------------------------------------------------------------------
+
+    def connect_all(self) -> None:
+        """Open a link on every edge whose ends are up and not cut (the transport redials)."""
+        for edge in sorted(self.edges, key=sorted):
+            if edge in self.pair_link or edge in self.cut or not edge <= self.up:
+                continue
+            a, b = sorted(edge)
+            self.next_link += 1
+            lid = self.next_link
+            self.links[lid] = (a, b)
+            self.pair_link[edge] = lid
+            self.run(a, self.hosts[a].engine.connect(lid, self.now))
+            self.run(b, self.hosts[b].engine.connect(lid, self.now))
+
+    def close(self, lid: int) -> None:
+        """Close a link at both ends; what was in flight on it is lost."""
+        ends = self.links.pop(lid, None)
+        if ends is None:
+            return
+        del self.pair_link[frozenset(ends)]
+        for rid in ends:
+            if rid in self.up:
+                self.hosts[rid].engine.disconnect(lid)
+
+    def run(self, rid: str, outputs: list[Output]) -> None:
+        """Carry out an engine's outputs as the host and the transport would."""
+        host = self.hosts[rid]
+        for out in outputs:
+            if isinstance(out, Send):
+                ends = self.links.get(out.link)  # type: ignore[call-overload]
+                if ends is None:
+                    continue
+                dst = ends[1] if ends[0] == rid else ends[0]
+                payload: Any = encode_message(out.message)
+                self.messages += 1
+                self.bytes += len(payload)
+                if not self.codec:
+                    payload = out.message
+                self.inflight.append((out.link, dst, payload))  # type: ignore[arg-type]
+            elif isinstance(out, Apply):
+                host.apply(out)
+            elif isinstance(out, Trim):
+                host.trim(out.upto)
+            elif isinstance(out, Close):
+                self.close(out.link)  # type: ignore[arg-type]
+
+    # -- network events -------------------------------------------------------------------
+
+    def deliver(self, index: int) -> None:
+        """Deliver the in-flight message at ``index`` (maybe lost or duplicated first)."""
+        lid, dst, payload = self.inflight.pop(index)
+        if lid not in self.links:
+            return
+        if self.rng.random() < self.loss:
+            return
+        if self.rng.random() < self.dup:
+            self.inflight.insert(self.rng.randrange(len(self.inflight) + 1), (lid, dst, payload))
+        message = decode_message(payload) if self.codec else payload
+        try:
+            outputs = self.hosts[dst].engine.receive(lid, message, self.now)
+        except PeerError as exc:
+            raise AssertionError(f"honest peer broke the protocol at {dst}: {exc}") from exc
+        self.run(dst, outputs)
+
+    def partition(self, mode: str) -> None:
+        """Cut links: ``halves`` (random split), ``isolate`` (one replica), ``edges`` (two)."""
+        rids = sorted(self.hosts)
+        if mode == "halves":
+            side = set(self.rng.sample(rids, len(rids) // 2))
+            self.cut = {e for e in self.edges if len(e & side) == 1}
+        elif mode == "isolate":
+            lone = self.rng.choice(rids)
+            self.cut = {e for e in self.edges if lone in e}
+        else:
+            edges = sorted(self.edges, key=sorted)
+            self.cut = set(self.rng.sample(edges, min(2, len(edges))))
+        for edge in self.cut:
+            if edge in self.pair_link:
+                self.close(self.pair_link[edge])
+
+    def heal(self) -> None:
+        self.cut = set()
+        self.connect_all()
+
+    def crash(self, rid: str) -> None:
+        """Crash ``rid``: its links drop, everything not committed is lost."""
+        for lid, ends in list(self.links.items()):
+            if rid in ends:
+                self.close(lid)
+        self.up.discard(rid)
+        self.hosts[rid].restart()  # the engine is rebuilt now; it runs again on restart()
+
+    def restart(self, rid: str) -> None:
+        self.up.add(rid)
+        self.connect_all()
+
+    # -- host events ----------------------------------------------------------------------
+
+    def commit(self, rid: str) -> None:
+        self.run(rid, self.hosts[rid].commit(self.now, self.oracle))
+
+    def tick(self, rid: str) -> None:
+        self.run(rid, self.hosts[rid].engine.tick(self.now))
+
+    def write(self, rid: str) -> None:
+        """A random local write on ``rid``."""
+        host, rng = self.hosts[rid], self.rng
+        key = rng.choice("cgslm") + str(rng.randrange(3))
+        host.write(key, _mutator(key[0], rid, rng, host.clock, int(self.now * 1000)))
+
+    # -- settling ---------------------------------------------------------------------------
+
+    def settle(self, *, max_rounds: int = 80) -> int:
+        """Heal, restart, deliver everything without loss, tick until quiet; return rounds."""
+        self.loss = self.dup = 0.0
+        for rid in sorted(set(self.hosts) - self.up):
+            self.restart(rid)
+        self.heal()
+        retransmit = next(iter(self.hosts.values())).config.retransmit_after
+        for rounds in range(1, max_rounds + 1):
+            while self.inflight or any(h.queue for h in self.hosts.values()):
+                while self.inflight:
+                    self.deliver(self.rng.randrange(len(self.inflight)))
+                for rid in sorted(self.hosts):
+                    self.commit(rid)
+            if rounds > 3 and self.quiet():
+                return rounds
+            self.now += retransmit
+            for rid in sorted(self.hosts):
+                self.tick(rid)
+        raise AssertionError(f"no quiescence after {max_rounds} rounds")
+
+    def quiet(self) -> bool:
+        """Nothing in flight, nothing to commit, every log empty."""
+        return not self.inflight and all(
+            not h.queue and h.engine.log_size() == (0, 0) for h in self.hosts.values())
+
+    def check(self) -> None:
+        """Every replica equals every other and the join of all committed local writes."""
+        for rid, host in sorted(self.hosts.items()):
+            assert host.live == host.durable, f"{rid}: live state differs from durable state"
+            mine, oracle = _unbottom(host.durable), _unbottom(self.oracle)
+            diff = sorted(k for k in oracle.keys() | mine.keys() if oracle.get(k) != mine.get(k))
+            assert not diff, f"{rid} differs from the join of all writes on keys {diff}"
+            assert not host.dlog, f"{rid}: log not trimmed: {sorted(host.dlog)}"
+            assert host.rejected == 0
+
+
+def _unbottom(state: dict[str, Crdt]) -> dict[str, Crdt]:
+    """Drop bottom values: a key never written and a key holding bottom are the same."""
+    return {k: v for k, v in state.items() if not v.is_bottom()}
+
+
+def _mutator(kind: str, rid: str, rng: random.Random, clock: HybridLogicalClock,
+             ms: int) -> Callable[[Any], Crdt]:
+    """Return a random mutator for a value of the type that ``kind`` names."""
+    n = rng.randrange(1, 4)
+    elem = rng.choice(("a", "b", "c", 1, 2))
+    if kind == "c":
+        return (lambda v: v.increment(rid, n)) if rng.random() < 0.6 else (
+            lambda v: v.decrement(rid, n))
+    if kind == "g":
+        return lambda v: v.increment(rid, n)
+    if kind == "s":
+        return (lambda v: v.add(rid, elem)) if rng.random() < 0.6 else (
+            lambda v: v.remove(rid, elem))
+    if kind == "l":
+        ts = clock.now(ms)
+        return lambda v: v.assign(rid, rng.randrange(100), ts)
+    field = rng.choice(("likes", "title", "n"))
+    if rng.random() < 0.2:
+        return lambda v: v.remove(rid, field)
+    if field == "likes":
+        return lambda v: v.update(rid, field, AWORSet, lambda s: s.add(rid, elem))
+    if field == "title":
+        ts = clock.now(ms)
+        return lambda v: v.update(rid, field, LWWRegister, lambda r: r.assign(rid, elem, ts))
+    return lambda v: v.update(rid, field, PNCounter, lambda c: c.increment(rid, n))
+
+
+_EVENTS = (("write", 25), ("commit", 12), ("deliver", 40), ("tick", 10), ("partition", 1),
+           ("heal", 2), ("crash", 1), ("restart", 2))
+
+
+def random_step(cluster: Cluster, *, dt: float = 0.1) -> str:
+    """Advance time by ``dt`` and run one random event; return its name."""
+    rng = cluster.rng
+    cluster.now += dt
+    event = rng.choices([e for e, _ in _EVENTS], [w for _, w in _EVENTS])[0]
+    up = sorted(cluster.up)
+    writers = [r for r in up if r in cluster.primaries]
+    if event == "write" and writers:
+        cluster.write(rng.choice(writers))
+    elif event == "commit" and up:
+        cluster.commit(rng.choice(up))
+    elif event == "deliver" and cluster.inflight:
+        # Mostly the oldest message; sometimes any (reordering, delay).
+        n = len(cluster.inflight)
+        cluster.deliver(0 if rng.random() < 0.6 else rng.randrange(n))
+    elif event == "tick" and up:
+        cluster.tick(rng.choice(up))
+    elif event == "partition" and not cluster.cut:
+        cluster.partition(rng.choice(("halves", "isolate", "edges")))
+    elif event == "heal":
+        cluster.heal()
+    elif event == "crash" and len(up) > 1:
+        cluster.crash(rng.choice(up))
+    elif event == "restart" and len(up) < len(cluster.hosts):
+        cluster.restart(rng.choice(sorted(set(cluster.hosts) - cluster.up)))
+    else:
+        return "idle"
+    return event

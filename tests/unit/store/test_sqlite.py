@@ -1,0 +1,157 @@
+"""SQLiteStore beyond the contract: reopening, durability knobs, locking, failures, cost."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crdtsync.errors import LocalError, StoreError
+from crdtsync.store import Commit, KeyRecord, LogEntry, SQLiteStore
+
+from .helpers import commit_for, model_after, snapshot
+
+
+def _pragma(store: SQLiteStore, name: str) -> Any:
+    return store._conn.execute(f"PRAGMA {name}").fetchone()[0]  # type: ignore[union-attr]
+
+
+def test_reopen_keeps_everything(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    with SQLiteStore(path) as store:
+        for i in range(1, 60):
+            store.commit(commit_for(i))
+        before = snapshot(store)
+    assert before == snapshot(model_after(59))
+    with SQLiteStore(path, create=False) as again:
+        assert snapshot(again) == before
+        again.commit(commit_for(60))  # and it goes on where it stopped
+        assert snapshot(again) == snapshot(model_after(60))
+
+
+def test_missing_file_without_create_names_the_path(tmp_path: Path) -> None:
+    path = str(tmp_path / "nope.db")
+    with pytest.raises(StoreError, match="does not exist") as info:
+        SQLiteStore(path, create=False)
+    assert path in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_directory_is_a_store_error(tmp_path: Path) -> None:
+    path = str(tmp_path / "no" / "such" / "s.db")
+    with pytest.raises(StoreError, match="cannot create") as info:
+        SQLiteStore(path)
+    assert path in str(info.value)
+
+
+def test_wal_and_synchronous_knobs(tmp_path: Path) -> None:
+    with SQLiteStore(str(tmp_path / "full.db")) as full:
+        assert _pragma(full, "journal_mode") == "wal"
+        assert _pragma(full, "synchronous") == 2  # FULL
+    with SQLiteStore(str(tmp_path / "normal.db"), synchronous="NORMAL") as normal:
+        assert _pragma(normal, "synchronous") == 1  # NORMAL
+    with pytest.raises(ValueError, match="synchronous"):
+        SQLiteStore(str(tmp_path / "x.db"), synchronous="OFF")  # type: ignore[arg-type]
+
+
+def test_creation_leaves_no_temporary_files(tmp_path: Path) -> None:
+    SQLiteStore(str(tmp_path / "s.db")).close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db", "s.db-lock"]
+
+
+def test_a_second_process_cannot_open_a_store_in_use(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    store = SQLiteStore(path)
+    code = textwrap.dedent(
+        """
+        import sys
+        from crdtsync.errors import StoreError
+        from crdtsync.store import SQLiteStore
+        try:
+            SQLiteStore(sys.argv[1])
+        except StoreError as exc:
+            print(exc)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60
+    )
+    assert "in use by another process" in out.stdout and path in out.stdout, out.stderr
+    store.close()
+    out = subprocess.run(
+        [sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout == "" and out.returncode == 0, out.stderr
+
+
+def test_a_failure_inside_sqlite_fails_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(tmp_path / "s.db")
+    store = SQLiteStore(path)
+    store.commit(commit_for(1))
+
+    def disk_error(*args: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "_write_meta", disk_error)
+    with pytest.raises(StoreError, match="commit failed") as info:
+        store.commit(commit_for(2))
+    assert path in str(info.value)
+    with pytest.raises(StoreError, match="reopen"):
+        store.meta()
+    store.close()
+    with pytest.raises(LocalError):
+        store.meta()
+    with SQLiteStore(path) as again:  # the lock was released; the failed commit is not there
+        assert snapshot(again) == snapshot(model_after(1))
+
+
+def test_no_commit_statement_scans_a_table(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    for i in range(1, 30):
+        store.commit(commit_for(i))
+    conn = store._conn
+    assert conn is not None
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    store.commit(
+        Commit(
+            bases={"k1": ("t", b"b")},
+            deltas={"k2": ("t", b"d"), "new": ("t", b"n")},
+            log=[LogEntry(100, "p", b"l")],
+            meta={"m": 1},
+            trim_log_below=50,
+        )
+    )
+    conn.set_trace_callback(None)
+    plans = {
+        sql: conn.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall()
+        for sql in statements
+        if sql.split()[0] in ("SELECT", "INSERT", "UPDATE", "DELETE")
+    }
+    assert len(plans) >= 8
+    for sql, plan in plans.items():
+        assert not any(" SCAN " in f" {row[-1]} " for row in plan), (sql, plan)
+    store.close()
+
+
+def test_quick_check_can_be_skipped(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    SQLiteStore(path).close()
+    with SQLiteStore(path, quick_check=False) as store:
+        store.commit(Commit(deltas={"k": ("t", b"x")}))
+        assert list(store.keys()) == [KeyRecord("k", "t", None, (b"x",))]
+
+
+def test_a_file_path_with_uri_characters_works(tmp_path: Path) -> None:
+    path = str(tmp_path / "we ird?mode=ro#x%20.db")
+    with SQLiteStore(path) as store:
+        store.commit(Commit(meta={"ok": True}))
+    with SQLiteStore(path, create=False) as store:
+        assert store.meta() == {"ok": True}
