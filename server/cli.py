@@ -92,18 +92,32 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
+    import sqlite3
+
     from crdtsync.errors import StoreError
     from crdtsync.store import SQLiteStore
 
     db = os.path.join(args.data, "replica.db")
+    if not os.path.isfile(db):
+        print(f"crdtsync: backup failed: no store at {db}", file=sys.stderr)
+        return 1
+    tmp = f"{args.out}.partial"
     try:
-        store = SQLiteStore(db, create=False)
+        # A read-only connection beside the running server: SQLite's online backup copies a
+        # consistent snapshot (WAL readers never block the writer).
+        src = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        dst = sqlite3.connect(tmp)
         try:
-            store.backup(args.out)
+            src.backup(dst)
         finally:
-            store.close()
-    except StoreError as exc:
-        print(f"crdtsync: backup failed: {exc}", file=sys.stderr)
+            dst.close()
+            src.close()
+        SQLiteStore(tmp, create=False).close()  # the snapshot must open as a store
+        os.replace(tmp, args.out)
+    except (sqlite3.Error, StoreError, OSError) as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        print(f"crdtsync: backup of {db} failed: {exc}", file=sys.stderr)
         return 1
     print(f"crdtsync: wrote snapshot of {db} to {args.out}")
     return 0

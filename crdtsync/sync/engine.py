@@ -178,8 +178,8 @@ class SyncEngine:
             out = self._flush_all(now)
         if apply.mark is not None:
             rx.mark = max(rx.mark, apply.mark)
-            if (link := self._peer_link.get(apply.peer)) is not None:
-                out.insert(0, Send(link, Ack(rx.mark)))
+            if rx.link in self._links:  # the ack goes back where the data came from
+                out.insert(0, Send(rx.link, Ack(rx.mark)))
         return out
 
     def tick(self, now: float) -> list[Output]:
@@ -307,6 +307,7 @@ class SyncEngine:
 
     def _on_delta(self, link: Hashable, state: _Link, msg: Delta, now: float) -> list[Output]:
         rx = self._receiver(link, state, "a delta")
+        rx.link = link
         return _sends(link, rx.on_delta(msg))
 
     def _on_buckets(self, link: Hashable, state: _Link, msg: BucketDigests,
@@ -317,6 +318,7 @@ class SyncEngine:
 
     def _on_states(self, link: Hashable, state: _Link, msg: States, now: float) -> list[Output]:
         rx = self._receiver(link, state, "states")
+        rx.link = link
         return _sends(link, rx.on_states(msg))
 
     def _on_ack(self, link: Hashable, state: _Link, msg: Ack, now: float) -> list[Output]:

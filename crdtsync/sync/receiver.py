@@ -9,6 +9,7 @@ order. Acks carry ``mark`` only: nothing is acked before it is durable.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from crdtsync.errors import PeerError
@@ -32,13 +33,14 @@ class _Incoming:
 class PeerReceiver:
     """Apply what one peer sends, in order, and say what to persist and to ack."""
 
-    __slots__ = ("peer", "mark", "pending", "catchup")
+    __slots__ = ("peer", "mark", "pending", "catchup", "link")
 
     def __init__(self, peer: str, mark: int) -> None:
         self.peer = peer
         self.mark = mark
         self.pending = mark
         self.catchup: _Incoming | None = None
+        self.link: Hashable | None = None  # where the data came from: acks go back there
 
     def on_delta(self, msg: Delta) -> list[Message | Apply]:
         """Join an interval that continues what is here; re-ack a duplicate; nack a gap."""

@@ -296,6 +296,23 @@ class Cluster:
 
     # -- settling ---------------------------------------------------------------------------
 
+    def pump(self, *, commit: bool = True, limit: int = 100_000) -> None:
+        """Deliver in order (FIFO) until nothing is in flight, committing as replicas would."""
+        for _ in range(limit):
+            if not self.inflight and not (commit and any(h.queue for h in self.hosts.values())):
+                return
+            while self.inflight:
+                self.deliver(0)
+            if commit:
+                for rid in sorted(self.up):
+                    self.commit(rid)
+        raise AssertionError("pump did not finish")
+
+    def peek(self) -> list[tuple[str, Any]]:
+        """Return the in-flight messages as (destination, decoded message)."""
+        return [(dst, decode_message(p) if self.codec else p) for _, dst, p in self.inflight]
+
+
     def settle(self, *, max_rounds: int = 80) -> int:
         """Heal, restart, deliver everything without loss, tick until quiet; return rounds."""
         self.loss = self.dup = 0.0

@@ -1,0 +1,109 @@
+"""Start and stop real ``crdtsync serve`` processes on 127.0.0.1 for integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import connect
+
+__all__ = ["ServerProc", "start_server", "Client", "free_port"]
+
+_READY = re.compile(r"serving on ws://([\d.]+):(\d+)")
+
+
+def free_port() -> int:
+    """Return a port that was free on 127.0.0.1 a moment ago."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProc:
+    """A running server process."""
+
+    name: str
+    data: Path
+    port: int
+    proc: subprocess.Popen[str]
+    args: list[str]
+
+    @property
+    def url(self) -> str:
+        """Base ws:// URL."""
+        return f"ws://127.0.0.1:{self.port}"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        """Send ``sig`` and wait for the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+
+def start_server(data: Path, name: str, *, port: int = 0, extra: list[str] | None = None,
+                 timeout: float = 15) -> ServerProc:
+    """Start ``crdtsync serve`` and wait until it reports its port."""
+    args = [sys.executable, "-m", "crdtsync_server.cli", "serve", "--id", name,
+            "--listen", f"127.0.0.1:{port}", "--data", str(data), "--log-level", "WARNING",
+            *(extra or [])]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = _READY.search(line)
+        if m:
+            return ServerProc(name, data, int(m.group(2)), proc, args)
+    proc.kill()
+    _, err = proc.communicate(timeout=5)
+    raise RuntimeError(f"server {name} did not start: {err[-2000:]}")
+
+
+class Client:
+    """A minimal client-API client: request() sends and waits for the matching response."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._next = 0
+        self._ws: Any = None
+        self.events: list[dict[str, Any]] = []
+
+    async def __aenter__(self) -> Client:
+        self._ws = await connect(self.url + "/client")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._ws.close()
+
+    async def request(self, op: str, timeout: float = 10, **fields: Any) -> dict[str, Any]:
+        """Send one request; return its response (events seen meanwhile go to .events)."""
+        self._next += 1
+        rid = self._next
+        await self._ws.send(orjson.dumps({"id": rid, "op": op, **fields}).decode())
+        async with asyncio.timeout(timeout):
+            while True:
+                msg = orjson.loads(await self._ws.recv())
+                if msg.get("id") == rid:
+                    return msg  # type: ignore[no-any-return]
+                self.events.append(msg)
+
+    async def send_raw(self, frame: str | bytes) -> dict[str, Any]:
+        """Send a raw frame; return the next message."""
+        await self._ws.send(frame)
+        async with asyncio.timeout(10):
+            return orjson.loads(await self._ws.recv())  # type: ignore[no-any-return]
