@@ -343,6 +343,10 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> st
         head.append(f"- date (UTC): {meta.get('date', '')}; "
                     f"wall time {meta.get('wall_s', 0):.1f} s")
         head.append(f"- machine: {meta.get('cpus')} CPUs, {meta.get('platform')}")
+        if meta.get("load"):
+            lb, la = meta["load"]
+            head.append(f"- 1-min load average: {lb:.2f} before, {la:.2f} after (the run "
+                        "itself adds about 1; more means other work shared the CPUs)")
         head.append("- versions: " + ", ".join(f"{k} {x}" for k, x in v.items()))
         head.append("- medians over runs, [min–max] when they differ; ratios compare medians "
                     "with the best peer (fastest ops/s, smallest bytes); peak RSS = ru_maxrss "
@@ -427,11 +431,13 @@ def main(argv: list[str] | None = None) -> int:
             f.write(json.dumps(r) + "\n")
     for r in status_rows:
         _progress(f"{r['library']} {r['workload']}: {r['status']}")
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     run_suite(jobs, scale, batch, a.timeout, out)
     wall = time.perf_counter() - t0
     meta = environment()
     meta.update(date=f"{stamp:%Y-%m-%d %H:%M}", wall_s=wall,
+                load=(load_before, os.getloadavg()[0]),
                 command="python -m bench.run " + shlex.join(sys.argv[1:] if argv is None
                                                              else argv))
     table = render(read_rows(out), meta)

@@ -312,6 +312,13 @@ class Replica(Handles):
             self.stats["clock_skew"] += 1
             log.warning("clock not advanced for a write from %s: %s", origin, exc)
 
+    def trim_log(self, upto: int) -> None:
+        """Drop delta-log entries with seq <= ``upto`` in the next commit (peers have them)."""
+        below = self._meta_dirty.get("log_trimmed_below", 0)
+        self._meta_dirty["log_trimmed_below"] = max(below, upto + 1)
+        if self._wakeup is not None:
+            self._wakeup.set()
+
     def set_meta(self, name: str, value: Any) -> None:
         """Stage a meta value (JSON) to be written with the next commit (sync bookkeeping)."""
         self._meta_dirty[name] = value
@@ -384,6 +391,8 @@ class Replica(Handles):
                 commit.log.append(LogEntry(entry.seq, entry.origin, _group_blob(entry.group, blobs, touched)))
         commit.meta["log_seq"] = seq
         commit.meta["hlc"] = self.hlc.last
+        if "log_trimmed_below" in commit.meta:
+            commit.trim_log_below = commit.meta["log_trimmed_below"]
         return commit
 
     def _release(self, exc: BaseException | None) -> None:

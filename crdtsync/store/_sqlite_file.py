@@ -15,12 +15,8 @@ import pathlib
 import sqlite3
 import time
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
-
 from crdtsync.errors import StoreError
+from crdtsync.store import _filelock
 from crdtsync.store._files import publish, remove_quietly, temp_beside
 
 __all__ = [
@@ -29,8 +25,6 @@ __all__ = [
     "BUSY_TIMEOUT",
     "open_connection",
     "describe",
-    "lock_process",
-    "release_process",
 ]
 
 _log = logging.getLogger("crdtsync.store")
@@ -112,18 +106,22 @@ def _create(path: str) -> None:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
             conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA journal_mode = WAL")  # persistent: no conversion at open
             conn.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA:
                 conn.execute(statement)
             conn.execute("COMMIT")
         finally:
-            conn.close()
+            conn.close()  # checkpoints the WAL into the file (fsynced) and removes it
+        if os.path.exists(tmp + "-wal"):
+            raise OSError("the new store's WAL was not checkpointed")
         publish(tmp, path)  # False: another opener created it first; we open theirs
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot create store file {path!r}: {exc}") from exc
     finally:
         if tmp is not None:
-            remove_quietly(tmp)
+            for name in (tmp, tmp + "-wal", tmp + "-shm"):
+                remove_quietly(name)
 
 
 def _check_schema(conn: sqlite3.Connection, path: str) -> None:
@@ -175,42 +173,12 @@ def _setup(conn: sqlite3.Connection, path: str, synchronous: str) -> None:
     conn.execute("PRAGMA fullfsync = ON")  # macOS: fsync alone does not reach the disk
 
 
-def lock_process(path: str) -> int | None:
-    """Lock ``path + "-lock"`` for this process; StoreError if another process holds it.
-
-    A POSIX record lock (``lockf``): it belongs to the process, so the kernel drops it when
-    the process dies, however it dies, and a second store on the same file in the *same*
-    process is allowed (tests simulate a crash by abandoning a store and reopening). Two
-    processes writing one store could re-issue dots and log seqs; this is what stops them.
-    Returns the lock's file descriptor (None where ``fcntl`` does not exist).
-    """
-    if fcntl is None:  # pragma: no cover - not POSIX
-        return None
-    name = path + "-lock"
-    try:
-        fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StoreError(f"cannot create lock file {name!r} of store {path!r}: {exc}") from exc
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        raise StoreError(f"store file {path!r} is in use by another process") from exc
-    return fd
-
-
-def release_process(fd: int | None) -> None:
-    """Release a lock taken by :func:`lock_process`."""
-    if fd is not None:
-        os.close(fd)
-
-
 def open_connection(
     path: str, *, create: bool, synchronous: str, quick_check: bool
-) -> tuple[sqlite3.Connection, int | None]:
+) -> tuple[sqlite3.Connection, str | None]:
     """Open (creating if allowed) the store file at ``path`` and check it; raise StoreError.
 
-    Returns the connection and the process lock (see :func:`lock_process`).
+    Returns the connection and the key of the process lock (see :mod:`._filelock`).
     """
     if not os.path.exists(path):
         if not create:
@@ -218,7 +186,7 @@ def open_connection(
         _create(path)
     _precheck(path)
     uri = pathlib.Path(os.path.abspath(path)).as_uri() + "?mode=rw"
-    lock: int | None = None
+    lock: str | None = None
     try:
         conn = sqlite3.connect(
             uri, uri=True, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
@@ -227,11 +195,11 @@ def open_connection(
         raise StoreError(f"store file {path!r} {describe(exc)}") from exc
     try:
         _check(conn, path, quick_check)
-        lock = lock_process(path)
+        lock = _filelock.acquire(path)
         _setup(conn, path, synchronous)
     except BaseException as exc:
         conn.close()
-        release_process(lock)
+        _filelock.release(lock)
         if isinstance(exc, sqlite3.Error):
             raise StoreError(f"store file {path!r} {describe(exc)}") from exc
         raise

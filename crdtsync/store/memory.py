@@ -65,8 +65,9 @@ class MemoryStore:
     """A :class:`~crdtsync.store.Store` held in memory; nothing survives the process.
 
     Same rules as SQLiteStore: a key's tag never changes, log seqs only grow (trimmed ones
-    included), a commit is all or nothing, iterators are invalidated by a later commit
-    (LocalError), and any call after :meth:`close` but ``close`` raises LocalError.
+    included), a commit is all or nothing, iterators are invalidated by a later call to
+    :meth:`commit` (LocalError), and any call after :meth:`close` but ``close`` raises
+    LocalError.
     Thread-safe (calls are serialized).
     """
 
@@ -95,9 +96,10 @@ class MemoryStore:
 
     def commit(self, commit: Commit) -> None:
         """Apply ``commit`` atomically; ValueError/TypeError for a bad one (nothing applied)."""
-        prepared = prepare(commit)
         with self._lock:
             self._live()
+            self._generation += 1  # as in SQLiteStore: any commit call invalidates iterators
+            prepared = prepare(commit)
             check_against(prepared, self._tag_of, self._next_seq)
             staged = _Staged()
             self._write_bases(staged, prepared)
@@ -133,7 +135,6 @@ class MemoryStore:
 
     def _install(self, staged: _Staged) -> None:
         # Only dict and list operations from here on: nothing can fail half-way.
-        self._generation += 1
         for key, (tag, reset, base, appended) in staged.keys.items():
             entry = self._keys.get(key)
             if entry is None:

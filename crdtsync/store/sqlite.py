@@ -29,8 +29,9 @@ from types import TracebackType
 from typing import Any, Literal
 
 from crdtsync.errors import LocalError, StoreError
+from crdtsync.store import _filelock
 from crdtsync.store._files import fsync_file, publish, remove_quietly, temp_beside
-from crdtsync.store._sqlite_file import describe, open_connection, release_process
+from crdtsync.store._sqlite_file import describe, open_connection
 from crdtsync.store._validate import Prepared, check_against, json_value, prepare
 from crdtsync.store.base import Commit, KeyRecord, LogEntry
 
@@ -74,7 +75,8 @@ class SQLiteStore:
     lock that makes a store on the same file in another process fail to open (StoreError).
 
     Safe to share between threads (calls are serialized). Iterators from :meth:`keys` and
-    :meth:`log` stream in batches and are invalidated by any later commit (LocalError).
+    :meth:`log` stream in batches; a later call to :meth:`commit` (even a rejected one)
+    invalidates them, and their next step raises LocalError.
     A commit that fails inside SQLite (I/O error, disk full) leaves the store failed: later
     calls raise StoreError, and reopening the file tells what is durable.
     """
@@ -125,14 +127,14 @@ class SQLiteStore:
         LocalError if the store is closed, StoreError if SQLite fails (the store is then
         failed). Any exception raised inside the transaction rolls all of it back.
         """
-        prepared = prepare(commit)
         with self._lock:
             conn = self._live()
+            self._generation += 1  # open iterators must not mix in what this may write
+            prepared = prepare(commit)
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._fail(conn, exc) from exc
-            self._generation += 1  # open iterators must not mix in what this writes
             try:
                 self._write(conn, prepared)
                 conn.execute("COMMIT")
@@ -207,7 +209,7 @@ class SQLiteStore:
             except sqlite3.Error:
                 pass
             finally:
-                release_process(self._process_lock)
+                _filelock.release(self._process_lock)
                 self._process_lock = None
         return StoreError(self._failure)
 
@@ -342,7 +344,7 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"store file {self._path!r} {describe(exc)}") from exc
             finally:
-                release_process(lock)
+                _filelock.release(lock)
 
     def _live(self) -> sqlite3.Connection:
         if self._failure is not None:

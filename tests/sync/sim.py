@@ -32,7 +32,7 @@ from crdtsync.sync import (
 )
 from crdtsync.types import AWORSet, Crdt, GCounter, LWWRegister, ORMap, PNCounter
 
-__all__ = ["FakeHost", "Cluster", "topology_edges", "random_step", "KEY_TYPES"]
+__all__ = ["FakeHost", "Cluster", "topology_edges", "random_step", "run_schedule", "KEY_TYPES"]
 
 KEY_TYPES: dict[str, type[Crdt]] = {
     "c": PNCounter, "g": GCounter, "s": AWORSet, "l": LWWRegister, "m": ORMap,
@@ -349,6 +349,22 @@ class Cluster:
             assert host.rejected == 0
 
 
+    def check_invariants(self) -> None:
+        """Hold at every step: durable states never exceed what was written, and nothing is
+        acked that the receiver has not made durable."""
+        for rid, host in self.hosts.items():
+            for key, value in host.durable.items():
+                if not value.is_bottom():
+                    assert key in self.oracle, f"{rid} holds {key!r}, never committed anywhere"
+                    joined = self.oracle[key].copy()
+                    joined.merge(value)
+                    assert joined == self.oracle[key], f"{rid}: {key!r} exceeds the oracle"
+            for peer, status in host.engine.status().items():
+                durable = self.hosts[peer].dmarks.get(rid, 0) if peer in self.hosts else 0
+                assert status.acked <= durable or not status.connected, (
+                    f"{rid} thinks {peer} acked {status.acked}, {peer} holds {durable}")
+
+
 def _unbottom(state: dict[str, Crdt]) -> dict[str, Crdt]:
     """Drop bottom values: a key never written and a key holding bottom are the same."""
     return {k: v for k, v in state.items() if not v.is_bottom()}
@@ -413,3 +429,28 @@ def random_step(cluster: Cluster, *, dt: float = 0.1) -> str:
     else:
         return "idle"
     return event
+
+
+def run_schedule(seed: int, *, steps: tuple[int, int] = (100, 300)) -> Cluster:
+    """Run one seeded schedule to quiescence and check convergence; return the cluster.
+
+    The seed picks the topology (mesh, ring, star by ``seed % 3``), 3 to 7 replicas, maybe a
+    follower, loss and duplication rates, the knobs (window, log bound, message bound), then
+    random steps; then everything heals and settles.
+    """
+    rng = random.Random(seed)
+    cluster = Cluster(
+        rng, n=rng.randint(3, 7), topology=("mesh", "ring", "star")[seed % 3],
+        followers=rng.choice((0, 0, 1)), loss=rng.choice((0.0, 0.05, 0.2)),
+        dup=rng.choice((0.0, 0.05, 0.2)), codec=rng.random() < 0.5,
+        retransmit_after=1.0, window=rng.choice((1, 4, 16)),
+        max_log_entries=rng.choice((3, 8, 1000)),
+        max_message_bytes=rng.choice((300, 2000, 1 << 20)))
+    for i in range(rng.randint(*steps)):
+        random_step(cluster)
+        if i % 25 == 0:
+            cluster.check_invariants()
+    cluster.check_invariants()
+    cluster.settle()
+    cluster.check()
+    return cluster

@@ -287,6 +287,7 @@ def test_close_is_idempotent_and_any_use_after_raises(store: Store, tmp_path: Pa
         next(keys)
     calls = [
         lambda: store.commit(Commit()),
+        lambda: store.commit(Commit(log=[LogEntry(-1, None, b"bad")])),  # closed comes first
         store.meta,
         store.next_seq,
         lambda: store.keys(),

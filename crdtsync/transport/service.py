@@ -1,0 +1,363 @@
+"""SyncService: pumps the sans-I/O sync engine over websockets for one replica.
+
+The engine (:mod:`crdtsync.sync`) decides what to send, apply, ack and trim; this module
+only moves bytes and carries out the engine's outputs:
+
+- every websocket (accepted at ``/sync`` or dialled to a peer URL) is one *link*; frames
+  are binary, one encoded sync message each;
+- ``Apply`` -> ``replica.apply_remote`` (joined in memory, committed by the replica's group
+  committer) -> after the commit, ``engine.applied`` (acks and forwarding happen only then);
+- every local commit -> ``engine.logged``; ``Trim`` -> ``replica.trim_log``;
+- dialled links reconnect with exponential back-off and jitter (:mod:`.backoff`);
+- a link's send queue is bounded: a peer that cannot keep up is disconnected (the engine
+  resends what it had not acknowledged when it comes back), so a slow peer never makes
+  this replica's memory grow without bound; the engine's window bounds deltas in flight.
+
+Pending local writes are committed before the engine reads the state for a catch-up, so a
+peer never sees a write that is not durable here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Hashable
+from typing import Any
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from crdtsync.errors import DecodeError, PeerError
+from crdtsync.replica import Committed, Replica
+from crdtsync.sync import (
+    Apply,
+    Close,
+    Delta,
+    Hello,
+    Send,
+    States,
+    SyncConfig,
+    SyncEngine,
+    Trim,
+    decode_message,
+    default_digest,
+    encode_message,
+)
+
+from .backoff import backoff
+
+__all__ = ["SyncService", "ReplicaHost"]
+
+log = logging.getLogger("crdtsync.transport")
+
+MARK_PREFIX = "sync.mark."
+PEERS_META = "sync.peers"
+SEND_QUEUE_LIMIT = 4096
+TICK_SECONDS = 0.5
+
+
+class ReplicaHost:
+    """The engine's read access to the replica's state (durable or remote-joined only)."""
+
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+
+    def keys(self) -> list[str]:
+        """Every key holding a value."""
+        return self.replica.keys()
+
+    def digest(self, key: str) -> bytes:
+        """Digest of the key's state (blake2b of its canonical encoding)."""
+        return default_digest(self.replica._data[key])
+
+    def state(self, key: str) -> Any:
+        """The key's state (the engine copies it)."""
+        return self.replica._data[key]
+
+
+class _Link:
+    """One websocket carrying sync messages, with a bounded send queue."""
+
+    def __init__(self, conn: Any, label: str) -> None:
+        self.conn = conn
+        self.label = label
+        self.peer: str | None = None
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.closing = False
+
+    def send(self, data: bytes) -> bool:
+        if self.closing:
+            return False
+        if self.queue.qsize() >= SEND_QUEUE_LIMIT:
+            return False
+        self.queue.put_nowait(data)
+        return True
+
+    def close_after_sends(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.queue.put_nowait(None)
+
+
+class SyncService:
+    """Connect one replica to its peers (see the module docstring).
+
+    ``peers`` are ws:// or wss:// URLs of peer ``/sync`` endpoints to dial; peers that dial
+    in are accepted through :meth:`accept` (the server routes ``/sync`` there). Identity
+    comes from the handshake, never from the address.
+    """
+
+    def __init__(self, replica: Replica, *, peers: list[str] | tuple[str, ...] = (),
+                 cluster: str = "default", secret_file: str | None = None,
+                 metrics: Any = None, max_frame_bytes: int = 4 << 20,
+                 retransmit_after: float = 2.0, rng: random.Random | None = None) -> None:
+        self.replica = replica
+        self.urls = list(peers)
+        self.metrics = metrics
+        self.max_frame_bytes = max_frame_bytes
+        self._rng = rng or random.Random()
+        meta = replica.store.meta()
+        known = frozenset(meta.get(PEERS_META, [])) - {replica.replica_id}
+        marks = {k[len(MARK_PREFIX):]: int(v) for k, v in meta.items() if k.startswith(MARK_PREFIX)}
+        self._known = set(known)
+        config = SyncConfig(replica=replica.replica_id, cluster=cluster,
+                            follower=replica.follower, peers=known,
+                            max_message_bytes=max(4096, max_frame_bytes // 2),
+                            retransmit_after=retransmit_after)
+        records = [] if replica.follower else self._load_log()
+        self.engine = SyncEngine(ReplicaHost(replica), config, log=records, marks=marks,
+                                 last_seq=replica.log_seq)
+        self._links: dict[Hashable, _Link] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._seq_times: dict[int, float] = {}
+        self._stopping = False
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        if secret_file:
+            log.warning("shared-secret authentication is not implemented yet; %s ignored",
+                        secret_file)
+        replica.on_commit.append(self._on_commit)
+
+    def _load_log(self) -> list[tuple[int, str | None, dict[str, Any]]]:
+        from crdtsync.codec import decode_group
+
+        return [(e.seq, e.origin, decode_group(e.blob)) for e in self.replica.store.log()]
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start dialling the configured peers and the periodic tick."""
+        self.replica.start()
+        for url in self.urls:
+            self._spawn(self._dial_forever(url))
+        self._spawn(self._tick_forever())
+
+    async def stop(self) -> None:
+        """Flush pending writes, close every link, stop dialling."""
+        self._stopping = True
+        try:
+            self.replica.commit()
+        except Exception:  # noqa: BLE001 - the replica closes later and reports it
+            log.exception("final commit failed")
+        for link in list(self._links.values()):
+            link.close_after_sends()
+        await asyncio.sleep(0)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        if self._on_commit in self.replica.on_commit:
+            self.replica.on_commit.remove(self._on_commit)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- links ------------------------------------------------------------------------------
+
+    async def accept(self, conn: Any) -> None:
+        """Serve one inbound peer connection until it closes."""
+        await self._serve_link(conn, f"in:{conn.remote_address}")
+
+    async def _dial_forever(self, url: str) -> None:
+        delays = backoff(self._rng)
+        while not self._stopping:
+            await asyncio.sleep(next(delays))
+            try:
+                async with connect(url, compression=None, max_size=self.max_frame_bytes,
+                                   ping_interval=20, ping_timeout=20, open_timeout=10) as conn:
+                    delays = backoff(self._rng)
+                    await self._serve_link(conn, f"out:{url}")
+            except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed) as exc:
+                log.debug("peer %s unreachable: %s", url, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - drop the link, keep the replica
+                log.exception("link to %s failed", url)
+
+    async def _serve_link(self, conn: Any, label: str) -> None:
+        link = _Link(conn, label)
+        key: Hashable = id(link)
+        self._links[key] = link
+        writer = self._spawn(self._write_loop(key, link))
+        try:
+            self._run(self.engine.connect(key, time.monotonic()))
+            async for frame in conn:
+                if not isinstance(frame, bytes):
+                    raise PeerError(f"{label}: text frame on a sync link")
+                self._received(link, len(frame))
+                self._deliver(key, link, frame)
+        except (PeerError, DecodeError) as exc:
+            log.warning("dropping link %s (%s): %s", label, link.peer, exc)
+            if self.metrics is not None:
+                self.metrics.rejected("peer_protocol")
+        except ConnectionClosed:
+            pass
+        finally:
+            self.engine.disconnect(key)
+            self._links.pop(key, None)
+            link.close_after_sends()
+            writer.cancel()
+            self._peer_gauge(link.peer, False)
+            await conn.close()
+
+    def _deliver(self, key: Hashable, link: _Link, frame: bytes) -> None:
+        message = decode_message(frame)
+        if isinstance(message, Hello):
+            link.peer = message.replica
+            self._peer_gauge(link.peer, True)
+            self._remember_peer(message.replica)
+        elif isinstance(message, (Delta, States)) and self.metrics is not None and link.peer:
+            self.metrics.deltas_received.labels(link.peer).inc()
+            if isinstance(message, States):
+                self.metrics.catchups.labels(link.peer).inc()
+        self._commit_local_writes()
+        self._run(self.engine.receive(key, message, time.monotonic()))
+
+    async def _write_loop(self, key: Hashable, link: _Link) -> None:
+        while True:
+            data = await link.queue.get()
+            if data is None:
+                await link.conn.close()
+                return
+            try:
+                await link.conn.send(data)
+            except ConnectionClosed:
+                return
+
+    def _received(self, link: _Link, n: int) -> None:
+        self.bytes_received += n
+        if self.metrics is not None and link.peer:
+            self.metrics.bytes_received.labels(link.peer).inc(n)
+
+    def _peer_gauge(self, peer: str | None, up: bool) -> None:
+        if self.metrics is not None and peer:
+            self.metrics.peer_connected.labels(peer).set(1 if up else 0)
+
+    def _remember_peer(self, peer: str) -> None:
+        if peer not in self._known and peer != self.replica.replica_id:
+            self._known.add(peer)
+            self.replica.set_meta(PEERS_META, sorted(self._known))
+
+    # -- engine outputs ---------------------------------------------------------------------
+
+    def _run(self, outputs: list[Any]) -> None:
+        for out in outputs:
+            if isinstance(out, Send):
+                self._send(out)
+            elif isinstance(out, Apply):
+                self.replica.apply_remote(out.group, out.peer, token=out)
+                if out.mark is not None:
+                    self.replica.set_meta(MARK_PREFIX + out.peer, out.mark)
+            elif isinstance(out, Trim):
+                self.replica.trim_log(out.upto)
+            elif isinstance(out, Close):
+                link = self._links.get(out.link)
+                log.info("closing link %s: %s", link.label if link else out.link, out.reason)
+                self.engine.disconnect(out.link)
+                if link is not None:
+                    link.close_after_sends()
+
+    def _send(self, out: Send) -> None:
+        link = self._links.get(out.link)
+        if link is None:
+            return
+        data = encode_message(out.message)
+        if not link.send(data):
+            log.warning("peer %s is not keeping up; dropping the link", link.peer or link.label)
+            self.engine.disconnect(out.link)
+            link.close_after_sends()
+            return
+        self.bytes_sent += len(data)
+        if self.metrics is not None and link.peer:
+            self.metrics.bytes_sent.labels(link.peer).inc(len(data))
+            if isinstance(out.message, (Delta, States)):
+                self.metrics.deltas_sent.labels(link.peer).inc()
+
+    def _commit_local_writes(self) -> None:
+        if self.replica._local:
+            self.replica.commit()
+
+    def _on_commit(self, entries: list[Committed]) -> None:
+        now = time.monotonic()
+        outputs: list[Any] = []
+        for entry in entries:
+            if entry.seq:
+                self._seq_times[entry.seq] = now
+            if isinstance(entry.token, Apply):
+                outputs += self.engine.applied(entry.token, entry.seq or None, entry.group, now)
+            elif entry.origin is None and not self.replica.follower:
+                outputs += self.engine.logged(entry.seq, entry.group, now)
+        self._run(outputs)
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self._commit_local_writes()
+            self._run(self.engine.tick(time.monotonic()))
+            self._update_lag()
+
+    # -- status -----------------------------------------------------------------------------
+
+    def _update_lag(self) -> None:
+        status = self.peer_status()
+        floor = min((p["acked"] for p in status.values()), default=self.engine.last_seq)
+        for seq in [s for s in self._seq_times if s <= floor]:
+            del self._seq_times[seq]
+        if self.metrics is not None:
+            for peer, info in status.items():
+                self.metrics.peer_lag_batches.labels(peer).set(info["lag_batches"])
+                self.metrics.peer_lag_seconds.labels(peer).set(info["lag_seconds"])
+
+    def peer_status(self) -> dict[str, dict[str, Any]]:
+        """Per peer id: connected, lag in batches and seconds, acked and received marks."""
+        now = time.monotonic()
+        out: dict[str, dict[str, Any]] = {}
+        for peer, st in self.engine.status().items():
+            oldest = self._seq_times.get(st.acked + 1)
+            out[peer] = {"connected": st.connected, "lag_batches": st.lag,
+                         "lag_seconds": round(now - oldest, 3) if st.lag and oldest else 0.0,
+                         "acked": st.acked, "received": st.received,
+                         "catching_up": st.catching_up, "follower": st.follower}
+        return out
+
+    async def wait_acked(self, seq: int, mode: str, timeout: float) -> bool:
+        """Wait until a majority (``mode="majority"``) or all replicas hold log entry ``seq``."""
+        total = 1 + max(len(self.urls), len(self._known))
+        need = total if mode == "all" else total // 2 + 1
+        deadline = time.monotonic() + timeout
+        while True:
+            have = 1 + sum(1 for st in self.engine.status().values() if st.acked >= seq)
+            if have >= need:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(left, 0.01))

@@ -1,0 +1,176 @@
+"""State catch-up: a peer behind what the log holds gets only the keys that differ."""
+
+from __future__ import annotations
+
+import random
+
+from crdtsync.codec import encode
+from crdtsync.sync import BucketDigests, Delta, KeyDigests, Send, States
+from crdtsync.sync.digest import bucket_count, bucket_of
+from crdtsync.types import GCounter
+from tests.sync.sim import Cluster
+
+
+def cluster(**knobs: object) -> Cluster:
+    knobs.setdefault("retransmit_after", 1.0)
+    return Cluster(random.Random(0), n=2, topology="mesh", **knobs)  # type: ignore[arg-type]
+
+
+def sent_messages(c: Cluster) -> list:
+    """Record (sender, message) of everything sent from now on."""
+    sent: list = []
+    original = c.run
+
+    def run(rid: str, outputs: list) -> None:
+        sent.extend((rid, o.message) for o in outputs if isinstance(o, Send))
+        original(rid, outputs)
+
+    c.run = run  # type: ignore[method-assign]
+    return sent
+
+
+def cut(c: Cluster) -> None:
+    edge = frozenset(("r0", "r1"))
+    c.close(c.pair_link[edge])
+    c.cut = {edge}
+
+
+def test_log_bound_forces_digest_catch_up() -> None:
+    c = cluster(max_log_entries=3)
+    c.pump()
+    cut(c)
+    for i in range(10):
+        c.hosts["r0"].write(f"g{i}", lambda v: v.increment("r0"))
+        c.commit("r0")
+    c.tick("r0")
+    assert c.hosts["r0"].engine.log_size()[0] == 3  # bounded, although r1 never acked
+    sent = sent_messages(c)
+    c.heal()
+    c.pump()
+    kinds = [type(m).__name__ for _, m in sent]
+    assert "BucketDigests" in kinds and "KeyDigests" in kinds and "States" in kinds
+    assert all(c.hosts["r1"].durable[f"g{i}"].value == 1 for i in range(10))
+    assert c.hosts["r0"].engine.status()["r1"].acked == 10
+    c.settle()
+    c.check()
+
+
+def _twins(nkeys: int) -> Cluster:
+    """Two replicas holding the same ``nkeys`` counters; r1 lacks r0's 5 (trimmed) entries."""
+    c = cluster()
+    cut(c)
+    for rid in ("r0", "r1"):
+        host = c.hosts[rid]
+        for i in range(nkeys):
+            g = GCounter()
+            g.increment("seed", i + 1)
+            host.durable[f"key-{i:05d}"] = g
+        host.dlast = 5  # five entries, trimmed long ago
+    c.hosts["r0"].dmarks["r1"] = 5  # r0 has all of r1's; r1 has nothing of r0's
+    for host in c.hosts.values():
+        host.restart()
+    return c
+
+
+def test_one_changed_key_among_10000_costs_about_one_key() -> None:
+    c = _twins(10_000)
+    c.hosts["r0"].durable["key-04242"].increment("r0", 5)
+    c.hosts["r0"].restart()
+    full = sum(len(k) + len(encode(v)) for k, v in c.hosts["r0"].durable.items())
+    sent = sent_messages(c)
+    c.heal()
+    before = c.bytes
+    c.pump()
+    catchup = c.bytes - before
+    assert c.hosts["r1"].durable["key-04242"] == c.hosts["r0"].durable["key-04242"]
+    assert catchup < 0.05 * full, (catchup, full)
+    states = [m for _, m in sent if isinstance(m, States)]
+    assert [sorted(m.group) for m in states] == [["key-04242"]]
+    digests = [m for _, m in sent if isinstance(m, KeyDigests)]
+    assert sum(len(m.digests) for m in digests) < 10_000 // 50  # one bucket, not every key
+    assert c.hosts["r0"].engine.status()["r1"].acked == 5
+
+
+def test_identical_replicas_exchange_no_state() -> None:
+    c = _twins(500)
+    sent = sent_messages(c)
+    c.heal()
+    c.pump()
+    states = [m for _, m in sent if isinstance(m, States)]
+    assert states and all(not m.group for m in states)
+    assert all(not m.buckets for _, m in sent if isinstance(m, KeyDigests))
+    assert c.hosts["r1"].dmarks["r0"] == 5
+
+
+def test_catch_up_is_split_into_parts_under_the_message_bound() -> None:
+    c = cluster(max_message_bytes=300, max_log_entries=1)
+    cut(c)
+    for i in range(40):
+        c.hosts["r0"].write(f"g{i}", lambda v: v.increment("r0"))
+        c.commit("r0")
+    c.tick("r0")
+    sent = sent_messages(c)
+    c.heal()
+    c.pump()
+    states = [m for _, m in sent if isinstance(m, States)]
+    assert len(states) > 1 and {m.parts for m in states} == {len(states)}
+    assert all(c.hosts["r1"].durable[f"g{i}"].value == 1 for i in range(40))
+
+
+def test_lost_catch_up_part_is_never_skipped_and_restarts_after_timeout() -> None:
+    c = cluster(max_message_bytes=300, max_log_entries=1)
+    cut(c)
+    for i in range(40):
+        c.hosts["r0"].write(f"g{i}", lambda v: v.increment("r0"))
+        c.commit("r0")
+    c.tick("r0")
+    c.heal()
+    dropped = False
+    for _ in range(10_000):
+        if not c.inflight:
+            break
+        _, dst, payload = c.inflight[0]
+        msg = c.peek()[0][1]
+        if isinstance(msg, States) and msg.part == 0 and not dropped:
+            c.inflight.pop(0)
+            dropped = True
+            continue
+        c.deliver(0)
+        c.commit("r0")
+        c.commit("r1")
+    assert dropped
+    assert c.hosts["r1"].dmarks.get("r0", 0) == 0  # not every part arrived: no mark
+    assert c.hosts["r0"].engine.status()["r1"].catching_up
+    c.now += 1.0
+    sent = sent_messages(c)
+    c.tick("r0")
+    assert any(isinstance(m, BucketDigests) for _, m in sent)
+    c.pump()
+    assert c.hosts["r1"].dmarks["r0"] == 40
+    assert all(c.hosts["r1"].durable[f"g{i}"].value == 1 for i in range(40))
+
+
+def test_no_delta_is_sent_while_catching_up() -> None:
+    c = cluster(max_log_entries=1)
+    cut(c)
+    for i in range(3):
+        c.hosts["r0"].write(f"g{i}", lambda v: v.increment("r0"))
+        c.commit("r0")
+    c.tick("r0")
+    sent = sent_messages(c)
+    c.heal()
+    while c.inflight and not any(isinstance(m, BucketDigests) for _, m in sent):
+        c.deliver(0)
+    c.hosts["r0"].write("g9", lambda v: v.increment("r0"))
+    c.commit("r0")
+    i = next(i for i, (_, m) in enumerate(sent) if isinstance(m, BucketDigests))
+    assert not any(isinstance(m, Delta) and rid == "r0" for rid, m in sent[i:])
+    c.pump()
+    assert c.hosts["r1"].durable["g9"].value == 1
+
+
+def test_bucket_count_grows_like_the_square_root() -> None:
+    assert bucket_count(0) == 1
+    assert bucket_count(10_000) == 128
+    assert bucket_count(10**9) == 4096
+    assert len({bucket_of(f"k{i}", 64) for i in range(1000)}) == 64
