@@ -72,7 +72,8 @@ class SQLiteStore:
     Opening an existing file that is empty, not SQLite, truncated, damaged, not a crdtsync
     store or of another schema version raises :class:`~crdtsync.errors.StoreError` naming the
     file; it never yields an empty store. While the store is open, ``<path>-lock`` holds a
-    lock that makes a store on the same file in another process fail to open (StoreError).
+    lock that makes a store on the same file in another process fail to open (StoreError);
+    stores in the same process share it, and the last one to close removes the file.
 
     Safe to share between threads (calls are serialized). Iterators from :meth:`keys` and
     :meth:`log` stream in batches; a later call to :meth:`commit` (even a rejected one)

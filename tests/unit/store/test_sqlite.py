@@ -59,34 +59,44 @@ def test_wal_and_synchronous_knobs(tmp_path: Path) -> None:
         SQLiteStore(str(tmp_path / "x.db"), synchronous="OFF")  # type: ignore[arg-type]
 
 
-def test_creation_leaves_no_temporary_files(tmp_path: Path) -> None:
-    SQLiteStore(str(tmp_path / "s.db")).close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db", "s.db-lock"]
-
-
-def test_a_second_process_cannot_open_a_store_in_use(tmp_path: Path) -> None:
-    path = str(tmp_path / "s.db")
-    store = SQLiteStore(path)
-    code = textwrap.dedent(
-        """
-        import sys
-        from crdtsync.errors import StoreError
-        from crdtsync.store import SQLiteStore
-        try:
-            SQLiteStore(sys.argv[1])
-        except StoreError as exc:
-            print(exc)
-        """
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60
-    )
-    assert "in use by another process" in out.stdout and path in out.stdout, out.stderr
+def test_creation_and_close_leave_no_other_files(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    assert "s.db-lock" in {p.name for p in tmp_path.iterdir()}
     store.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["s.db"]
+
+
+_TRY_OPEN = textwrap.dedent(
+    """
+    import sys
+    from crdtsync.errors import StoreError
+    from crdtsync.store import SQLiteStore
+    try:
+        SQLiteStore(sys.argv[1]).close()
+    except StoreError as exc:
+        print(exc)
+    """
+)
+
+
+def _open_elsewhere(path: str) -> str:
+    """Open the store in another process; return its StoreError message ('' if it opened)."""
     out = subprocess.run(
-        [sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", _TRY_OPEN, path], capture_output=True, text=True, timeout=60
     )
-    assert out.stdout == "" and out.returncode == 0, out.stderr
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_another_process_cannot_open_a_store_in_use(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    first = SQLiteStore(path)
+    second = SQLiteStore(path)  # the same process may (a crash simulated by abandoning)
+    first.close()
+    message = _open_elsewhere(path)
+    assert "in use by another process" in message and path in message
+    second.close()
+    assert _open_elsewhere(path) == ""
 
 
 def test_a_failure_inside_sqlite_fails_the_store(

@@ -1,0 +1,152 @@
+"""Replicas over real websockets on 127.0.0.1: real server processes, peer links through
+fault proxies run by the test (cut, heal), SIGKILL and restart, a replica added later."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from crdtsync_server.faultproxy import FaultProxy
+from tests.integration.procs import Client, ServerProc, free_port, start_server
+
+
+class Cluster:
+    """N servers; each link i->j goes through its own fault proxy owned by the test."""
+
+    def __init__(self, root: Path, names: list[str], links: set[tuple[int, int]]) -> None:
+        self.root = root
+        self.names = names
+        self.links = links  # (i, j): i dials j
+        self.ports = [free_port() for _ in names]
+        self.proxies: dict[tuple[int, int], FaultProxy] = {}
+        self.procs: list[ServerProc | None] = [None] * len(names)
+
+    async def start(self) -> None:
+        for link in sorted(self.links):
+            self.proxies[link] = await FaultProxy(self.ports[link[1]]).start()
+        for i in range(len(self.names)):
+            await self.start_one(i)
+
+    async def start_one(self, i: int) -> None:
+        peers: list[str] = []
+        for (a, b), proxy in self.proxies.items():
+            if a == i:
+                peers += ["--peer", f"ws://127.0.0.1:{proxy.port}/sync"]
+        self.procs[i] = await asyncio.to_thread(
+            start_server, self.root / self.names[i], self.names[i], port=self.ports[i],
+            extra=peers)
+
+    def isolate(self, i: int, cut: bool = True) -> None:
+        for (a, b), proxy in self.proxies.items():
+            if i in (a, b):
+                proxy.cut() if cut else proxy.heal()
+
+    async def stop(self) -> None:
+        for proc in self.procs:
+            if proc is not None:
+                await asyncio.to_thread(proc.stop)
+        for proxy in self.proxies.values():
+            await proxy.close()
+
+    def url(self, i: int) -> str:
+        proc = self.procs[i]
+        assert proc is not None
+        return proc.url
+
+    async def values(self, keys: list[str], which: list[int] | None = None) -> list[list[Any]]:
+        out = []
+        for i in which if which is not None else range(len(self.names)):
+            async with Client(self.url(i)) as c:
+                out.append([(await c.request("get", key=k))["value"] for k in keys])
+        return out
+
+    async def converge(self, keys: list[str], expect: list[Any], *, timeout: float = 20,
+                       which: list[int] | None = None) -> float:
+        """Wait until every replica shows ``expect``; return the seconds it took."""
+        start = time.monotonic()
+        vals: list[list[Any]] = []
+        while time.monotonic() - start < timeout:
+            vals = await self.values(keys, which)
+            if all(v == expect for v in vals):
+                return time.monotonic() - start
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no convergence in {timeout} s: {vals} != {expect}")
+
+
+async def _write(url: str, n: int, tag: str) -> None:
+    async with Client(url) as c:
+        for _ in range(n):
+            assert (await c.request("counter.increment", key="c"))["ok"]
+        assert (await c.request("set.add", key="s", element=tag))["ok"]
+        assert (await c.request("map.set.add", key="post:1", field="likes", element=tag))["ok"]
+
+
+def _run(coro: Any) -> None:
+    asyncio.run(asyncio.wait_for(coro, 120))
+
+
+def test_mesh_and_ring_converge(tmp_path: Path) -> None:
+    async def main() -> None:
+        names = ["a", "b", "c", "d"]
+        ring = {(0, 1), (1, 2), (2, 3), (3, 0)}  # a and c only meet through b or d
+        cl = Cluster(tmp_path, names, ring)
+        await cl.start()
+        try:
+            await asyncio.gather(*(_write(cl.url(i), 10, n) for i, n in enumerate(names)))
+            await cl.converge(["c", "s"], [40, names])
+            assert (await cl.values(["post:1"]))[0] == [{"likes": names}]
+        finally:
+            await cl.stop()
+
+    _run(main())
+
+
+def test_cut_region_heals_and_converges(tmp_path: Path) -> None:
+    async def main() -> None:
+        names = ["us", "eu", "ap"]
+        cl = Cluster(tmp_path, names, {(0, 1), (1, 2), (2, 0), (1, 0), (2, 1), (0, 2)})
+        await cl.start()
+        try:
+            await _write(cl.url(0), 1, "us")
+            await cl.converge(["c"], [1])
+            cl.isolate(0)
+            await asyncio.gather(_write(cl.url(0), 5, "us2"), _write(cl.url(1), 7, "eu"))
+            await asyncio.sleep(0.5)
+            assert (await cl.values(["c"], [0]))[0] == [6]  # us alone
+            await cl.converge(["c"], [8], which=[1, 2])  # eu and ap still talk
+            cl.isolate(0, cut=False)
+            took = await cl.converge(["c", "s"], [13, ["eu", "us", "us2"]])
+            assert took < 20
+        finally:
+            await cl.stop()
+
+    _run(main())
+
+
+def test_sigkill_restart_and_late_replica_catch_up(tmp_path: Path) -> None:
+    async def main() -> None:
+        names = ["a", "b", "late"]
+        cl = Cluster(tmp_path, names, {(0, 1), (1, 0), (2, 0), (2, 1)})
+        for link in sorted(cl.links):
+            cl.proxies[link] = await FaultProxy(cl.ports[link[1]]).start()
+        await cl.start_one(0)
+        await cl.start_one(1)
+        try:
+            await _write(cl.url(0), 20, "a")
+            await cl.converge(["c"], [20], which=[0, 1])
+            proc_b = cl.procs[1]
+            assert proc_b is not None
+            proc_b.stop(signal.SIGKILL)
+            await _write(cl.url(0), 5, "a2")  # b is down
+            await cl.start_one(1)  # same data directory
+            await cl.converge(["c", "s"], [25, ["a", "a2"]], which=[0, 1])
+            await _write(cl.url(1), 3, "b")
+            await cl.start_one(2)  # a new replica joins with an empty store
+            await cl.converge(["c", "s"], [28, ["a", "a2", "b"]])
+        finally:
+            await cl.stop()
+
+    _run(main())
