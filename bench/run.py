@@ -113,7 +113,8 @@ def run_child(lib: str, wl: str, scale: float, batch: int, run: int,
               timeout: float) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.run", "--child", lib, wl, "--scale", repr(scale),
            "--batch", str(batch), "--run", str(run)]
-    base = {"library": lib, "workload": wl, "scale": scale, "batch": batch}
+    base = {"library": lib, "kind": drivers.load(lib).KIND, "workload": wl, "scale": scale,
+            "batch": batch}
     try:
         p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -217,6 +217,8 @@ class ClientSession:
                 kind = self.replica.type_of(key)
                 await self.send({"id": rid, "ok": True, "type": kind.TYPE if kind else None,
                                  "value": to_json_value(self.replica.get(key))})
+            elif op == "clock.now":
+                await self.send({"id": rid, "ok": True, "value": self.replica.now()})
             elif op == "keys":
                 prefix = _field(req, "prefix", str, default="")
                 await self.send({"id": rid, "ok": True, "value": self.replica.keys(prefix)})

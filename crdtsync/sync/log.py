@@ -10,8 +10,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
-from crdtsync.codec import encode_group
-from crdtsync.errors import LocalError
+from crdtsync.codec import decode, encode, encode_group
+from crdtsync.errors import DecodeError, LocalError
 from crdtsync.sync.messages import Group
 
 __all__ = ["Entry", "DeltaLog"]
@@ -68,27 +68,33 @@ class DeltaLog:
         self.last_seq = seq
         self.bytes += size
 
-    def collect(self, start: int, peer: str, max_bytes: int) -> tuple[int, Group]:
+    def collect(self, start: int, peer: str, max_bytes: int,
+                stop: int | None = None) -> tuple[int, Group]:
         """Return ``(end, group)``: the join of entries ``start..end`` not from ``peer``.
 
         Entries from ``peer`` are skipped, never sent back to it (BP, Enes et al. §V); the
         interval still covers them so the peer's cursor passes them. ``end`` grows until the
-        joined entries would exceed ``max_bytes`` (at least one entry is taken).
+        joined entries would exceed ``max_bytes`` (at least one entry is taken), or to
+        ``stop``. See :func:`_undecodable` for the one case that shortens an interval more.
         """
         group: Group = {}
-        owned: set[str] = set()  # keys whose value is our copy, safe to merge into
+        second: dict[str, int] = {}  # key -> seq of the second entry joined into it
         size = 0
-        end = self.last_seq
+        end = self.last_seq if stop is None else stop
         seqs, entries = self.seqs, self.entries
         for i in range(bisect_left(seqs, start), len(seqs)):
-            entry = entries[seqs[i]]
+            seq = seqs[i]
+            entry = entries[seq]
+            if seq > end or (size and size + entry.size > max_bytes):
+                end = seq - 1
+                break
             if entry.origin == peer:
                 continue
-            if size and size + entry.size > max_bytes:
-                end = seqs[i] - 1
-                break
             size += entry.size
-            _join_into(group, owned, entry.group)
+            _join_into(group, second, entry.group, seq)
+        bad = _undecodable(group, second)
+        if bad is not None:
+            return self.collect(start, peer, max_bytes, second[bad] - 1)
         return end, group
 
     def trim(self, upto: int) -> None:
@@ -116,16 +122,35 @@ class DeltaLog:
         return upto
 
 
-def _join_into(group: Group, owned: set[str], delta: Group) -> None:
+def _join_into(group: Group, second: dict[str, int], delta: Group, seq: int) -> None:
     """Join ``delta`` into ``group``, copying a value before the first merge into it."""
     for key, value in delta.items():
         mine = group.get(key)
         if mine is None:
             group[key] = value
-        elif key in owned:
+        elif key in second:
             mine.merge(value)
         else:
             mine = mine.copy()
             mine.merge(value)
             group[key] = mine
-            owned.add(key)
+            second[key] = seq
+
+
+def _undecodable(group: Group, second: dict[str, int]) -> str | None:
+    """Return a joined key whose value the peer's decoder would refuse, if any.
+
+    Every entry decodes, but the join of two entries can be a lattice value that no replica
+    ever holds, which :mod:`crdtsync.codec` refuses: a map counter field with two live dots
+    of one replica, when an entry left out of the join (BP) or a stale dot carried by a
+    novel part (RR is per key) would have removed one. Only ORMap values have such checks.
+    Cutting the interval before the second entry of that key always gives a valid value.
+    """
+    for key in second:
+        value = group[key]
+        if value.TYPE == "ormap":
+            try:
+                decode(encode(value))
+            except DecodeError:
+                return key
+    return None

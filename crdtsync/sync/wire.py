@@ -3,8 +3,9 @@
 A message is a JSON object ``{"type": <tag>, <field>: <value>, ...}`` serialized by orjson
 with sorted keys, so equal messages give equal bytes. A group is encoded as by
 :func:`crdtsync.codec.encode_group`: ``[[key, [type_tag, format_version, state]], ...]``
-sorted by key, each value a :mod:`crdtsync.codec` envelope. Tags and fields are listed in ``docs/protocol.md`` and pinned by the golden
-vectors in ``tests/vectors/sync_messages.json``.
+sorted by key, each value a :mod:`crdtsync.codec` envelope. Tags and fields are listed
+in ``docs/protocol.md`` and pinned by the golden vectors in
+``tests/vectors/sync_messages.json``.
 
 :func:`decode_message` treats its input as hostile: it checks size, JSON syntax, the exact
 set of fields, types and ranges, and decodes every CRDT through :mod:`crdtsync.codec`; the

@@ -5,17 +5,18 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from crdtsync.errors import LocalError
-from crdtsync.store import Commit, KeyRecord, LogEntry, Store
+from crdtsync.store import Commit, KeyRecord, LogEntry, MemoryStore, SQLiteStore, Store
 
-from .helpers import Kind, commit_for, model_after, snapshot
+from .helpers import Kind, Snapshot, commit_for, model_after, snapshot
 
-EMPTY = ([], [], {}, 0)
+EMPTY: Snapshot = ([], [], {}, 0)
 
 
 def _populate(store: Store) -> None:
@@ -285,7 +286,7 @@ def test_close_is_idempotent_and_any_use_after_raises(store: Store, tmp_path: Pa
     store.close()
     with pytest.raises(LocalError, match="closed"):
         next(keys)
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: store.commit(Commit()),
         lambda: store.commit(Commit(log=[LogEntry(-1, None, b"bad")])),  # closed comes first
         store.meta,
@@ -301,7 +302,10 @@ def test_close_is_idempotent_and_any_use_after_raises(store: Store, tmp_path: Pa
 
 
 def test_a_store_is_a_context_manager(kind: Kind) -> None:
-    with kind.open() as s:  # type: ignore[attr-defined]
+    s = kind.open()
+    assert isinstance(s, SQLiteStore | MemoryStore)
+    with s as entered:
+        assert entered is s
         s.commit(Commit(meta={"x": 1}))
     with pytest.raises(LocalError):
         s.meta()

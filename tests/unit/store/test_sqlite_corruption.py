@@ -25,7 +25,7 @@ PAGE = 4096
 @pytest.fixture(scope="module")
 def healthy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("healthy") / "store.db"
-    with SQLiteStore(str(path)) as store:
+    with SQLiteStore(str(path), synchronous="NORMAL") as store:
         for i in range(1, 300):
             store.commit(commit_for(i))
     assert path.stat().st_size >= 10 * PAGE and path.stat().st_size % PAGE == 0
