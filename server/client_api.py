@@ -218,7 +218,8 @@ class ClientSession:
                 await self.send({"id": rid, "ok": True, "type": kind.TYPE if kind else None,
                                  "value": to_json_value(self.replica.get(key))})
             elif op == "clock.now":
-                await self.send({"id": rid, "ok": True, "value": self.replica.now()})
+                now = self.replica.now()  # value_str: for clients (JS) without 64-bit ints
+                await self.send({"id": rid, "ok": True, "value": now, "value_str": str(now)})
             elif op == "keys":
                 prefix = _field(req, "prefix", str, default="")
                 await self.send({"id": rid, "ok": True, "value": self.replica.keys(prefix)})
