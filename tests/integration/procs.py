@@ -53,13 +53,24 @@ class ServerProc:
 
 
 def start_server(data: Path, name: str, *, port: int = 0, extra: list[str] | None = None,
-                 timeout: float = 15) -> ServerProc:
-    """Start ``crdtsync serve`` and wait until it reports its port."""
+                 timeout: float = 15, log_path: Path | None = None) -> ServerProc:
+    """Start ``crdtsync serve`` and wait until it reports its port.
+
+    With ``log_path``, the server's stderr (its log) is appended to that file instead of a
+    pipe nobody drains, so a long-running, chatty server can never block on a full pipe.
+    """
     args = [sys.executable, "-m", "crdtsync_server.cli", "serve", "--id", name,
             "--listen", f"127.0.0.1:{port}", "--data", str(data), "--log-level", "WARNING",
             *(extra or [])]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    stderr: Any = subprocess.PIPE
+    if log_path is not None:
+        stderr = open(log_path, "a")  # noqa: SIM115 - the child holds it; closed below
+    try:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    finally:
+        if log_path is not None:
+            stderr.close()
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
     while time.monotonic() < deadline:
@@ -71,6 +82,8 @@ def start_server(data: Path, name: str, *, port: int = 0, extra: list[str] | Non
             return ServerProc(name, data, int(m.group(2)), proc, args)
     proc.kill()
     _, err = proc.communicate(timeout=5)
+    if log_path is not None:
+        err = log_path.read_text(errors="replace")
     raise RuntimeError(f"server {name} did not start: {err[-2000:]}")
 
 
@@ -89,6 +102,11 @@ class Client:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._ws.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once, without a closing handshake (the server may be gone)."""
+        if self._ws is not None:
+            self._ws.transport.abort()
 
     async def request(self, op: str, timeout: float = 10, **fields: Any) -> dict[str, Any]:
         """Send one request; return its response (events seen meanwhile go to .events)."""
