@@ -164,3 +164,15 @@ def test_the_healthy_copy_opens(healthy: Path, tmp_path: Path) -> None:
     shutil.copyfile(healthy, path)
     with SQLiteStore(str(path), create=False) as store:
         assert store.meta()["count"] == 299
+
+
+def test_quick_check_finds_damage_that_opening_does_not_read(
+    healthy: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "store.db"
+    shutil.copyfile(healthy, path)
+    _overwrite(lambda p: _root_page("log")(p) + 8, b"\xff" * 16)(path)
+    with pytest.raises(StoreError, match="damaged") as info:
+        SQLiteStore(str(path))
+    assert str(path) in str(info.value)
+    SQLiteStore(str(path), quick_check=False).close()  # nothing else at open reads the log
