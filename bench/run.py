@@ -53,9 +53,9 @@ STATE_BYTES_WORKLOADS = {"W1", "W2", "W3"}  # "bytes" = full-state encoding; els
 
 # Fields shown in the main table (everything else numeric is listed as an extra).
 MAIN_FIELDS = {"library", "kind", "version", "workload", "scale", "ops", "batch", "seconds",
-               "ops_per_s", "bytes", "full_state_bytes", "rss_before_mb", "rss_after_mb",
-               "peak_rss_mb", "peak_rss_since", "check", "model", "run", "status", "commit",
-               "mem_method"}
+               "cpu_seconds", "ops_per_s", "bytes", "full_state_bytes", "rss_before_mb",
+               "rss_after_mb", "peak_rss_mb", "peak_rss_since", "check", "model", "run",
+               "status", "commit", "mem_method"}
 
 
 # ---------------------------------------------------------------- child
@@ -284,17 +284,19 @@ def summarize(rows: list[dict[str, Any]]) -> str:
         if groups:
             head += f" (scale {scale}, {groups[0].rows[0].get('ops', 0):,} ops, batch {batch:,})"
         out.append(head + "\n")
-        out.append(f"| library | version | runs | seconds median [min–max] | ops/s median "
-                   f"[min–max] | ops/s vs best peer | bytes ({what}) median [min–max] | "
-                   f"bytes vs best peer | peak RSS MB | ΔRSS MB | check |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        out.append(f"| library | version | runs | seconds median [min–max] | CPU s median | "
+                   f"ops/s median [min–max] | ops/s vs best peer | bytes ({what}) median "
+                   f"[min–max] | bytes vs best peer | peak RSS MB | ΔRSS MB | check |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         extras: list[str] = []
         for g in groups:
             if not g.good:
                 out.append(f"| {g.lib} | {g.rows[0].get('version', '–')} | {len(g.rows)} | "
-                           f"– | – | – | – | – | – | – | {'; '.join(g.checks)[:300]} |")
+                           f"– | – | – | – | – | – | – | – | {'; '.join(g.checks)[:300]} |")
                 continue
             secs = [r["seconds"] for r in g.good]
+            cpus = [r["cpu_seconds"] for r in g.good if "cpu_seconds" in r]
+            cpu = _secs(_med(cpus)) if cpus else "–"
             opss = [r["ops_per_s"] for r in g.good]
             b = [x for r in g.good if (x := _row_bytes(r)) is not None]
             rss = [r["peak_rss_mb"] for r in g.good]
@@ -303,7 +305,7 @@ def summarize(rows: list[dict[str, Any]]) -> str:
             check = "pass" if not bad else f"{bad} of {len(g.rows)} not pass: {'; '.join(g.checks)}"
             out.append(
                 f"| {g.lib} | {g.good[0].get('version', '–')} | {len(g.good)} | "
-                f"{_range(secs, _secs)} | {_range(opss, _int)} | "
+                f"{_range(secs, _secs)} | {cpu} | {_range(opss, _int)} | "
                 f"{_ratio(g.ops_s, best_ops, g.lib)} | "
                 f"{_range(b, _int) if b else '–'} | {_ratio(g.nbytes, best_bytes, g.lib)} | "
                 f"{_range(rss, lambda x: f'{x:.1f}')} | {drss:.1f} | {check} |")
@@ -312,7 +314,8 @@ def summarize(rows: list[dict[str, Any]]) -> str:
                 extras.append(f"- {g.lib}: {ex}")
         for lib in libs:
             if lib not in by_lib and (lib, wl) in status:
-                out.append(f"| {lib} | – | – | – | – | – | – | – | – | – | {status[(lib, wl)]} |")
+                out.append(f"| {lib} | – | – | – | – | – | – | – | – | – | – | "
+                           f"{status[(lib, wl)]} |")
         if extras:
             out.append("\n" + "\n".join(extras))
     return "\n".join(out) + "\n"

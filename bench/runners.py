@@ -6,6 +6,9 @@ time them with ``time.perf_counter()`` and check the final state against the wor
 reference. Timing excludes generating the op stream, the check, the full-state encodings
 and the memory probe, exactly as in the peers' harness.
 
+``cpu_seconds`` is the process CPU time (``time.process_time()``) over the same timed part:
+on a machine shared with other work it moves much less than wall time.
+
 Peak RSS (``ru_maxrss``) is read after the check and the encodings, like the peers'
 harness, but its high-water mark is reset just before the timed part when Linux allows it
 (``peak_rss_since``), so it leaves out building the op stream.
@@ -49,9 +52,10 @@ class Replica(Protocol):
 Factory = Callable[[int], Any]
 
 
-def _fields(ops: int, seconds: float, check: str, before: float, after: float,
+def _fields(ops: int, seconds: float, cpu: float, check: str, before: float, after: float,
             **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"ops": ops, "seconds": round(seconds, 4)}
+    out: dict[str, Any] = {"ops": ops, "seconds": round(seconds, 4),
+                           "cpu_seconds": round(cpu, 4)}
     out.update(extra)
     out["rss_before_mb"] = round(before, 1)
     out["rss_after_mb"] = round(after, 1)
@@ -77,15 +81,17 @@ def w1(new_replica: Factory, scale: float, *, memory: bool = False) -> dict[str,
     spans = list(W.batches(len(ops)))
     rep = new_replica(0)
     before = settle()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for a, b in spans:
         rep.inc_batch(ops, a, b)
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     after = rss_now_mb()
     vals = rep.counter_values()
     ok = vals == expected and sum(vals) == len(ops)
     check = "pass" if ok else f"FAIL sum={sum(vals)} expected={len(ops)}"
-    out = _fields(len(ops), dt, check, before, after, **rep.state_bytes())
+    out = _fields(len(ops), dt, cpu, check, before, after, **rep.state_bytes())
     if memory:
         def build() -> Any:
             r = new_replica(0)
@@ -107,6 +113,7 @@ def w2(new_replica: Factory, scale: float, *, memory: bool = False) -> dict[str,
     rem_spans = list(W.batches(len(wl.rem_set)))
     rep = new_replica(0)
     before = settle()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for a, b in add_spans:
         rep.add_batch(wl.add_set, wl.add_elem, a, b)
@@ -114,12 +121,13 @@ def w2(new_replica: Factory, scale: float, *, memory: bool = False) -> dict[str,
     for a, b in rem_spans:
         rep.remove_batch(wl.rem_set, wl.rem_elem, a, b)
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     after = rss_now_mb()
     got = rep.set_values()
     n_final = sum(len(s) for s in got)
     n_expected = sum(len(s) for s in wl.expected)
     check = "pass" if got == wl.expected else f"FAIL final_elements={n_final} expected={n_expected}"
-    out = _fields(len(wl.add_set) + len(wl.rem_set), dt, check, before, after,
+    out = _fields(len(wl.add_set) + len(wl.rem_set), dt, cpu, check, before, after,
                   adds=len(wl.add_set), removes=len(wl.rem_set),
                   add_seconds=round(t_add, 4), remove_seconds=round(dt - t_add, 4),
                   final_elements=n_final, **rep.state_bytes())
@@ -145,10 +153,12 @@ def w3(new_replica: Factory, scale: float, *, memory: bool = False) -> dict[str,
     spans = list(W.batches(len(wl.keys)))
     rep = new_replica(0)
     before = settle()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for a, b in spans:
         rep.lww_batch(wl.keys, wl.values, a, b)
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     after = rss_now_mb()
     got = rep.lww_values()
     if got == wl.expected:
@@ -156,7 +166,7 @@ def w3(new_replica: Factory, scale: float, *, memory: bool = False) -> dict[str,
     else:
         bad = sum(1 for k, v in wl.expected.items() if got.get(k) != v)
         check = f"FAIL keys={len(got)} expected={len(wl.expected)} mismatches={bad}"
-    out = _fields(len(wl.keys), dt, check, before, after,
+    out = _fields(len(wl.keys), dt, cpu, check, before, after,
                   keys_written=len(wl.expected), **rep.state_bytes())
     if memory:
         def build() -> Any:
@@ -185,6 +195,7 @@ def w4(new_replica: Factory, scale: float) -> dict[str, Any]:
     before = settle()
     upd_bytes = sv_bytes = max_upd = 0
     t_sync = 0.0
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for start, stop in rounds:
         for a, b in W.batches(stop - start):
@@ -198,11 +209,12 @@ def w4(new_replica: Factory, scale: float) -> dict[str, Any]:
         upd_bytes += len(upd)
         max_upd = max(max_upd, len(upd))
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     after = rss_now_mb()
     va, vb = A.counter_values(), B.counter_values()
     ok = va == vb == expected
     check = "pass" if ok else f"FAIL sumA={sum(va)} sumB={sum(vb)} expected={n}"
-    return _fields(n, dt, check, before, after,
+    return _fields(n, dt, cpu, check, before, after,
                    bytes=upd_bytes + sv_bytes, update_bytes=upd_bytes,
                    state_vector_bytes=sv_bytes, bytes_per_op=round(upd_bytes / n, 2),
                    max_update_bytes=max_upd, sync_rounds=len(rounds),
@@ -227,12 +239,14 @@ def w6(new_replica: Factory, scale: float) -> dict[str, Any]:
         for a, b in W.batches(len(o.add_set)):
             rep.add_batch(o.add_set, o.add_elem, a, b)
     t_local = time.perf_counter() - t0
+    c0 = time.process_time()
     ts = time.perf_counter()
     sva, svb = A.state_vector(), B.state_vector()
     u_ab, u_ba = A.diff_since(svb), B.diff_since(sva)
     B.apply(u_ab)
     A.apply(u_ba)
     dt = time.perf_counter() - ts
+    cpu = time.process_time() - c0
     after = rss_now_mb()
     ca, cb = A.counter_values(), B.counter_values()
     sa, sb = A.set_values(), B.set_values()
@@ -240,7 +254,7 @@ def w6(new_replica: Factory, scale: float) -> dict[str, Any]:
     check = "pass" if ok else (f"FAIL sumA={sum(ca)} sumB={sum(cb)} "
                                f"expected={sum(exp_counts)} sets_equal={sa == sb}")
     n_ops = sum(len(o.incs) + len(o.add_set) for o in work)
-    return _fields(n_ops, dt, check, before, after,
+    return _fields(n_ops, dt, cpu, check, before, after,
                    bytes=len(sva) + len(svb) + len(u_ab) + len(u_ba),
                    update_bytes_a_to_b=len(u_ab), update_bytes_b_to_a=len(u_ba),
                    state_vector_bytes=len(sva) + len(svb),

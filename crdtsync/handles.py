@@ -58,6 +58,13 @@ class _Writer:
     def _write(self, key: str, kind: type[Crdt], fn: Mutator) -> Any:
         raise NotImplementedError
 
+    def _count(self, key: str, kind: type[Crdt], by: int, down: bool) -> Any:
+        """A counter write; writers without a fast path go through :meth:`_write`."""
+        rid = self.replica_id
+        if down:
+            return self._write(key, kind, lambda c: c.decrement(rid, by))
+        return self._write(key, kind, lambda c: c.increment(rid, by))
+
     def now(self) -> int:
         raise NotImplementedError
 
@@ -84,13 +91,11 @@ class CounterHandle(_Handle):
 
     def increment(self, by: int = 1) -> Any:
         """Add ``by`` (a positive int)."""
-        rid = self._w.replica_id
-        return self._do(self._kind, lambda c: c.increment(rid, by))
+        return self._w._count(self.key, self._kind, by, False)
 
     def decrement(self, by: int = 1) -> Any:
         """Subtract ``by`` (a positive int); PNCounter only."""
-        rid = self._w.replica_id
-        return self._do(self._kind, lambda c: c.decrement(rid, by))
+        return self._w._count(self.key, self._kind, by, True)
 
 
 class SetHandle(_Handle):

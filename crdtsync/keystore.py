@@ -1,53 +1,68 @@
-"""Loading the keyspace from a store, and deciding when a key's delta chain is folded.
+"""Durable layout of a replica's keyspace: write-ahead log plus checkpoints.
 
-Each key is stored as a base state plus the chain of key deltas committed since. A commit
-appends the key's delta (cost: the delta). When a chain's bytes outgrow the base (and a
-floor), the replica writes the full state as the new base instead, so loading stays
-proportional to the state and appends stay amortised O(delta).
+A commit writes one delta-log entry per batch (the batch's delta group, encoded once) and a
+few meta values: its cost follows the size of the batch, not the size of the touched keys.
+The same log entries serve the sync protocol (they are what peers are sent).
+
+Every so often (see :class:`Checkpointer`) a commit also writes the full state of each key
+changed since the last checkpoint as that key's *base*, and records ``checkpoint_seq``.
+Opening a replica loads the bases, then replays the log entries after ``checkpoint_seq``.
+Entries at or below it are needed only by peers, and are trimmed once they have them.
+
+A checkpoint is due when the log written since the last one outgrows half the keyspace's
+encoded size (and 1 MiB), or after 10,000 entries: so rewriting a key's full state is
+amortised over at least as many bytes of deltas, and replay after a crash stays bounded.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from crdtsync.codec import decode
+from crdtsync.codec import decode, decode_group
 from crdtsync.errors import DecodeError, StoreError
 from crdtsync.types import Crdt
 from crdtsync.types.base import REGISTRY
 
-__all__ = ["KeyChains", "load_keyspace", "CHAIN_FLOOR"]
-
-CHAIN_FLOOR = 4096
-"""A chain shorter than this many bytes is never folded."""
+__all__ = ["Checkpointer", "load_bases", "load_log"]
 
 
-class KeyChains:
-    """Per-key (base bytes, chain bytes) bookkeeping."""
+class Checkpointer:
+    """Decides when to checkpoint; tracks the keys changed since the last checkpoint."""
 
-    def __init__(self) -> None:
-        self._sizes: dict[str, list[int]] = {}
+    def __init__(self, *, min_bytes: int = 1 << 20, max_entries: int = 10_000) -> None:
+        self.min_bytes = min_bytes
+        self.max_entries = max_entries
+        self.dirty: set[str] = set()
+        self.sizes: dict[str, int] = {}
+        self.state_bytes = 0
+        self.log_bytes = 0
+        self.log_entries = 0
 
-    def grow(self, key: str, nbytes: int) -> bool:
-        """Account a delta of ``nbytes`` for ``key``; return True if it should be folded."""
-        sizes = self._sizes.get(key)
-        if sizes is None:
-            sizes = self._sizes[key] = [0, 0]
-        sizes[1] += nbytes
-        return sizes[1] > max(sizes[0], CHAIN_FLOOR)
+    def logged(self, keys: Any, nbytes: int) -> None:
+        """Account a log entry of ``nbytes`` touching ``keys``."""
+        self.dirty.update(keys)
+        self.log_bytes += nbytes
+        self.log_entries += 1
 
-    def rebase(self, key: str, base_bytes: int) -> None:
-        """Record that ``key`` was folded into a base of ``base_bytes``."""
-        self._sizes[key] = [base_bytes, 0]
+    def due(self) -> bool:
+        """True if the next commit should carry a checkpoint."""
+        return bool(self.dirty) and (
+            self.log_bytes > max(self.min_bytes, self.state_bytes // 2)
+            or self.log_entries >= self.max_entries)
 
-    def forget(self, key: str) -> None:
-        """Forget ``key`` (its next write starts a new chain)."""
-        self._sizes.pop(key, None)
+    def done(self, sizes: dict[str, int]) -> None:
+        """Record a checkpoint that wrote the given base sizes."""
+        for key, size in sizes.items():
+            self.state_bytes += size - self.sizes.get(key, 0)
+            self.sizes[key] = size
+        self.dirty.clear()
+        self.log_bytes = self.log_entries = 0
 
 
-def load_keyspace(store: Any, *, label: str) -> tuple[dict[str, Crdt], KeyChains]:
-    """Rebuild every key from its base and delta chain; raise StoreError naming ``label``."""
+def load_bases(store: Any, *, label: str) -> tuple[dict[str, Crdt], dict[str, int]]:
+    """Load every key's base (and any delta chain); raise StoreError naming ``label``."""
     data: dict[str, Crdt] = {}
-    chains = KeyChains()
+    sizes: dict[str, int] = {}
     for rec in store.keys():
         cls = REGISTRY.get(rec.tag)
         if cls is None:
@@ -61,5 +76,16 @@ def load_keyspace(store: Any, *, label: str) -> tuple[dict[str, Crdt], KeyChains
         if type(x) is not cls:
             raise StoreError(f"{label}: key {rec.key!r} is tagged {rec.tag} but holds {x.TYPE}")
         data[rec.key] = x
-        chains._sizes[rec.key] = [len(rec.base or b""), sum(len(b) for b in rec.deltas)]
-    return data, chains
+        sizes[rec.key] = len(rec.base or b"")
+    return data, sizes
+
+
+def load_log(store: Any, start: int, *, label: str) -> list[tuple[int, str | None, dict[str, Crdt], int]]:
+    """Decode the log entries from ``start``: (seq, origin, group, encoded size)."""
+    out = []
+    for entry in store.log(start):
+        try:
+            out.append((entry.seq, entry.origin, decode_group(entry.blob), len(entry.blob)))
+        except DecodeError as exc:
+            raise StoreError(f"{label}: log entry {entry.seq} is damaged: {exc}") from exc
+    return out

@@ -28,13 +28,13 @@ from typing import Any
 from sortedcontainers import SortedList
 
 from crdtsync.clock import DEFAULT_MAX_DRIFT_MS, HybridLogicalClock
-from crdtsync.codec import check_key, dumps, encode
+from crdtsync.codec import MAX_INT, check_key, encode, encode_group
 from crdtsync.errors import ClockSkewError, LocalError, TypeMismatchError
 from crdtsync.handles import Batch, Handles, Write
 from crdtsync.identity import load_identity
-from crdtsync.keystore import KeyChains, load_keyspace
+from crdtsync.keystore import Checkpointer, load_bases, load_log
 from crdtsync.store.base import Commit, LogEntry, Store
-from crdtsync.types import Crdt, LWWRegister
+from crdtsync.types import Crdt, GCounter, LWWRegister
 
 __all__ = ["Replica", "Committed", "wall_clock_ms"]
 
@@ -69,12 +69,16 @@ class Replica(Handles):
       many writes wait. Larger values mean fewer, bigger transactions.
     - ``clock``: physical time source in ms (default wall clock), fed to the replica's HLC.
     - ``follower``: a read-only replica; local writes raise LocalError.
+    - ``checkpoint_entries`` (default 10,000): most delta-log entries between checkpoints,
+      which bounds the replay after a crash (see :mod:`crdtsync.keystore`);
+      ``max_log_entries`` (default 100,000): most entries kept for peers.
     """
 
     def __init__(self, store: Store, *, name: str | None = None, store_path: str | None = None,
                  clock: Callable[[], int] = wall_clock_ms, follower: bool = False,
                  commit_delay: float = 0.002, commit_max_ops: int = 10_000,
-                 max_drift_ms: int = DEFAULT_MAX_DRIFT_MS) -> None:
+                 max_drift_ms: int = DEFAULT_MAX_DRIFT_MS, max_log_entries: int = 100_000,
+                 checkpoint_entries: int = 10_000) -> None:
         self._store = store
         meta = store.meta()
         identity = load_identity(meta, name=name, store_path=store_path)
@@ -85,11 +89,20 @@ class Replica(Handles):
         self.commit_max_ops = commit_max_ops
         self._clock = clock
         self.hlc = HybridLogicalClock(last=int(meta.get("hlc", 0)), max_drift_ms=max_drift_ms)
-        self._data, self._chains = load_keyspace(store, label=store_path or "memory store")
+        label = store_path or "memory store"
+        self._data, sizes = load_bases(store, label=label)
+        self._ckpt = Checkpointer(max_entries=checkpoint_entries)
+        self._ckpt.done(sizes)
+        self._ckpt_seq = int(meta.get("checkpoint_seq", 0))
+        self._trimmed_below = int(meta.get("log_trimmed_below", 0))
+        self._sync_floor: int | None = None
+        self.max_log_entries = max_log_entries
         self._keys: SortedList = SortedList(self._data)
         self._log_seq = int(meta.get("log_seq", 0))
         self._meta_dirty: dict[str, Any] = dict(identity.meta_updates)
         self._local: dict[str, Crdt] = {}
+        self._counted: set[str] = set()  # counters changed by the fast path since the commit
+        self._write_ticket: Write | None = None
         self._remote: list[tuple[str, dict[str, Crdt], Any]] = []
         self._pending_ops = 0
         self._batch_no = 1
@@ -98,12 +111,20 @@ class Replica(Handles):
         self._committer: asyncio.Task[None] | None = None
         self._subscribers: list[tuple[str, Callable[[str, Any], None]]] = []
         self._closed = False
+        self._checkpoint_next = False
         self.on_commit: list[Callable[[list[Committed]], None]] = []
         self.on_commit_latency: Callable[[float], None] | None = None
-        self.stats: dict[str, int] = {"commits": 0, "writes": 0, "remote_deltas": 0,
+        self.stats: dict[str, int] = {"commits": 0, "remote_deltas": 0,
                                       "rejected_type_mismatch": 0, "clock_skew": 0}
+        # Replay what was committed after the last checkpoint (write-ahead log).
+        for _seq, origin, group, nbytes in load_log(store, self._ckpt_seq + 1, label=label):
+            for key, delta in group.items():
+                self._join_remote(key, delta, origin or "self", replaying=True)
+            self._ckpt.logged(group, nbytes)
         if identity.fresh_incarnation and self._log_seq:
-            self._meta_dirty["log_trimmed_below"] = self._log_seq + 1
+            # A copy: its log numbers belong to the old id. Fold them into bases, drop them.
+            self._ckpt.dirty.update(self._data)
+            self._checkpoint_next = True
         if self._meta_dirty:
             self.commit()
 
@@ -241,7 +262,6 @@ class Replica(Handles):
         else:
             pending.merge(delta)
         self._pending_ops += 1
-        self.stats["writes"] += 1
         return delta
 
     def _write(self, key: str, kind: type[Crdt], fn: Callable[[Any], Crdt]) -> Write:
@@ -249,10 +269,50 @@ class Replica(Handles):
         self._apply_local(key, kind, fn)
         return self._ticket()
 
+    def _count(self, key: str, kind: type[Crdt], by: int, down: bool) -> Write:
+        """Fast path of a local counter write: bump this replica's entry in place.
+
+        The key's delta is built once per commit from the state (:meth:`_take_local`): a
+        counter's local delta is exactly this replica's entry, whatever the number of writes.
+        """
+        x = self._data.get(key)
+        if (x is None or type(x) is not kind or type(by) is not int or not 0 < by <= MAX_INT
+                or self.follower or self._closed or (down and kind is GCounter)):
+            rid = self.replica_id
+            if down:
+                return self._write(key, kind, lambda c: c.decrement(rid, by))
+            return self._write(key, kind, lambda c: c.increment(rid, by))
+        entries = x._n if down else x._p  # type: ignore[attr-defined]
+        rid = self.replica_id
+        n = entries.get(rid, 0) + by
+        if n > MAX_INT:
+            raise ValueError(f"counter {key!r} entry would exceed 2**63-1")
+        entries[rid] = n
+        self._counted.add(key)
+        self._pending_ops += 1
+        return self._write_ticket or self._ticket()
+
     def _ticket(self) -> Write:
         if self._wakeup is not None:
             self._wakeup.set()
-        return Write(self, self._batch_no)
+        ticket = self._write_ticket
+        if ticket is None:
+            ticket = self._write_ticket = Write(self, self._batch_no)
+        return ticket
+
+    def _take_local(self) -> dict[str, Crdt]:
+        """Return the local batch group, adding the fast path's counter deltas."""
+        local = self._local
+        if self._counted:
+            rid = self.replica_id
+            for key in self._counted:
+                local[key] = self._data[key].own_delta(rid)  # type: ignore[attr-defined]
+            self._counted = set()
+        return local
+
+    def has_local_writes(self) -> bool:
+        """True if local writes are waiting for the next commit."""
+        return bool(self._local or self._counted)
 
     def now(self) -> int:
         """Return a fresh HLC timestamp for a local write."""
@@ -281,27 +341,30 @@ class Replica(Handles):
                 self._wakeup.set()
         return novel
 
-    def _join_remote(self, key: str, delta: Crdt, origin: str) -> Crdt | None:
+    def _join_remote(self, key: str, delta: Crdt, origin: str, *,
+                     replaying: bool = False) -> Crdt | None:
         x = self._data.get(key)
         if x is not None and type(x) is not type(delta):
-            if delta.TYPE < x.TYPE:
+            if not replaying:
                 self.stats["rejected_type_mismatch"] += 1
-                log.warning("rejected %s delta for %s key %r from %s",
-                            delta.TYPE, x.TYPE, key, origin)
+            if delta.TYPE < x.TYPE:
+                if not replaying:
+                    log.warning("rejected %s delta for %s key %r from %s",
+                                delta.TYPE, x.TYPE, key, origin)
                 return None
-            log.warning("key %r: remote %s replaces local %s (greater type tag wins)",
-                        key, delta.TYPE, x.TYPE)
-            self.stats["rejected_type_mismatch"] += 1
-            self._chains.forget(key)
+            if not replaying:
+                log.warning("key %r: remote %s replaces local %s (greater type tag wins)",
+                            key, delta.TYPE, x.TYPE)
             x = None
         if x is None:
             x = type(delta)()
+            if key not in self._data:
+                self._keys.add(key)
             self._data[key] = x
-            self._keys.add(key)
         fresh = x.novel(delta)
         if fresh is not None:
             x.merge(delta)
-            if type(delta) is LWWRegister and delta.timestamp is not None:
+            if type(delta) is LWWRegister and delta.timestamp is not None and not replaying:
                 self._observe(delta.timestamp, origin)
         return fresh  # type: ignore[no-any-return]
 
@@ -312,12 +375,20 @@ class Replica(Handles):
             self.stats["clock_skew"] += 1
             log.warning("clock not advanced for a write from %s: %s", origin, exc)
 
+    def hold_log_for_sync(self) -> None:
+        """Keep delta-log entries until :meth:`trim_log` says peers have them.
+
+        Without this (no sync attached) entries are dropped once checkpointed; a peer that
+        connects later catches up from state.
+        """
+        if self._sync_floor is None:
+            self._sync_floor = max(self._trimmed_below - 1, 0)
+
     def trim_log(self, upto: int) -> None:
-        """Drop delta-log entries with seq <= ``upto`` in the next commit (peers have them)."""
-        below = self._meta_dirty.get("log_trimmed_below", 0)
-        self._meta_dirty["log_trimmed_below"] = max(below, upto + 1)
-        if self._wakeup is not None:
-            self._wakeup.set()
+        """Peers have every entry with seq <= ``upto``: drop them once checkpointed."""
+        self.hold_log_for_sync()
+        assert self._sync_floor is not None
+        self._sync_floor = max(self._sync_floor, upto)
 
     def set_meta(self, name: str, value: Any) -> None:
         """Stage a meta value (JSON) to be written with the next commit (sync bookkeeping)."""
@@ -333,10 +404,10 @@ class Replica(Handles):
         """
         if self._closed:
             raise LocalError(f"replica {self.name!r} is closed")
-        if not (self._local or self._remote or self._meta_dirty):
+        if not (self._local or self._counted or self._remote or self._meta_dirty):
             self._release(None)
             return self._log_seq
-        local, remote = self._local, self._remote
+        local, remote = self._take_local(), self._remote
         seq = self._log_seq
         entries: list[Committed] = []
         if local:
@@ -359,41 +430,52 @@ class Replica(Handles):
             self.on_commit_latency(time.perf_counter() - started)
         self._local, self._remote = {}, []
         self._meta_dirty = {}
+        if commit.trim_log_below is not None:
+            self._trimmed_below = commit.trim_log_below
+        if commit.bases or "checkpoint_seq" in commit.meta:
+            self._ckpt_seq, sizes = self._pending_checkpoint
+            self._ckpt.done(sizes)
+            self._checkpoint_next = False
         self._log_seq = seq
         self._pending_ops = 0
         self._batch_no += 1
+        self._write_ticket = None
         self.stats["commits"] += 1
         self._release(None)
         self._after_commit(entries)
         return seq
 
     def _build_commit(self, entries: list[Committed], seq: int) -> Commit:
-        touched: dict[str, Crdt] = {}
-        for entry in entries:
-            for key, delta in entry.group.items():
-                if key in touched:
-                    touched[key] = _joined(touched[key], delta)
-                else:
-                    touched[key] = delta
         commit = Commit(meta=dict(self._meta_dirty))
-        blobs: dict[str, bytes] = {}
-        for key, delta in touched.items():
-            blob = encode(delta)
-            blobs[key] = blob
-            if self._chains.grow(key, len(blob)):
-                full = encode(self._data[key])
-                commit.bases[key] = (delta.TYPE, full)
-                self._chains.rebase(key, len(full))
-            else:
-                commit.deltas[key] = (delta.TYPE, blob)
         for entry in entries:
             if entry.seq:
-                commit.log.append(LogEntry(entry.seq, entry.origin, _group_blob(entry.group, blobs, touched)))
+                blob = encode_group(entry.group)
+                commit.log.append(LogEntry(entry.seq, entry.origin, blob))
+                self._ckpt.logged(entry.group, len(blob))
+        ckpt_seq = self._ckpt_seq
+        if self._checkpoint_next or self._ckpt.due():
+            self._checkpoint(commit, seq)
+            ckpt_seq = seq
+        floor = ckpt_seq if self._sync_floor is None else min(self._sync_floor, ckpt_seq)
+        floor = max(floor, seq - self.max_log_entries)
+        if floor + 1 > self._trimmed_below:
+            commit.trim_log_below = floor + 1
+            commit.meta["log_trimmed_below"] = floor + 1
         commit.meta["log_seq"] = seq
         commit.meta["hlc"] = self.hlc.last
-        if "log_trimmed_below" in commit.meta:
-            commit.trim_log_below = commit.meta["log_trimmed_below"]
         return commit
+
+    def _checkpoint(self, commit: Commit, seq: int) -> None:
+        """Write the full state of every key changed since the last checkpoint."""
+        sizes = {}
+        for key in self._ckpt.dirty:
+            x = self._data.get(key)
+            if x is not None:
+                blob = encode(x)
+                commit.bases[key] = (x.TYPE, blob)
+                sizes[key] = len(blob)
+        commit.meta["checkpoint_seq"] = seq
+        self._pending_checkpoint = (seq, sizes)
 
     def _release(self, exc: BaseException | None) -> None:
         waiters, self._waiters = self._waiters, []
@@ -492,20 +574,3 @@ class Replica(Handles):
                     yield item
         finally:
             cancel()
-
-
-def _joined(a: Crdt, b: Crdt) -> Crdt:
-    out = a.copy()
-    out.merge(b)
-    return out
-
-
-def _group_blob(group: dict[str, Crdt], blobs: dict[str, bytes], touched: dict[str, Crdt]) -> bytes:
-    """Encode a group as encode_group would, reusing per-key encodings made for the commit."""
-    parts = []
-    for key in sorted(group):
-        delta = group[key]
-        blob = blobs[key] if touched[key] is delta else encode(delta)
-        parts.append(b"[" + dumps(key) + b"," + blob + b"]")
-    return b"[" + b",".join(parts) + b"]"
-

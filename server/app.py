@@ -14,7 +14,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from crdtsync.replica import Replica, wall_clock_ms
+from crdtsync.transport.auth import load_secret
 
+from .access import origin_ok, request_token, token_ok
 from .client_api import ClientSession
 from .config import Config
 from .metrics import Metrics
@@ -39,15 +41,28 @@ class ReplicaServer:
         self.sync: Any = None
         self._server: Server | None = None
         self.port: int = config.port
+        self._token = load_secret(config.client_token_file) if config.client_token_file else None
+        self._origins = frozenset(config.allow_origins)
+        self.clients = 0  # open client API connections
 
     async def start(self) -> None:
         """Start committing, listening and dialling peers."""
         self.replica.start()
+        tls: dict[str, Any] = {}
+        if self.config.tls:
+            from crdtsync.transport.tls import server_context
+
+            assert self.config.tls_key and self.config.tls_ca and self.config.tls_cert
+            tls["ssl"] = server_context(self.config.tls_cert, self.config.tls_key,
+                                        self.config.tls_ca)
+        # permessage-deflate stays off everywhere (compression=None): a compressed frame
+        # can inflate far beyond max_size's intent, and it leaks secrets next to
+        # attacker-chosen data (CRIME/BREACH).
         self._server = await serve(
             self._handle, self.config.host, self.config.port,
             process_request=self._http, compression=None,
             max_size=self.config.max_frame_bytes, ping_interval=20, ping_timeout=20,
-            max_queue=16)
+            max_queue=self.config.max_queue, **tls)
         self.port = self._server.sockets[0].getsockname()[1]
         self.sync = _make_sync(self)
         if self.sync is not None:
@@ -78,24 +93,67 @@ class ReplicaServer:
 
     def _http(self, conn: ServerConnection, request: Request) -> Response | None:
         path = urlparse(request.path).path
-        if path == "/health":
-            resp = conn.respond(HTTPStatus.OK, orjson.dumps(self.health()).decode() + "\n")
-            resp.headers["Content-Type"] = "application/json"
-            return resp
-        if path == "/metrics":
-            self.metrics.keys.set(len(self.replica))
-            resp = conn.respond(HTTPStatus.OK, self.metrics.render().decode())
-            resp.headers["Content-Type"] = "text/plain; version=0.0.4"
-            return resp
-        if path in ("/client", "/sync"):
+        if path in ("/health", "/metrics"):
+            if self.config.protect_health and not self._token_ok(request):
+                return self._refuse(conn, HTTPStatus.UNAUTHORIZED, "client_unauthorized")
+            if path == "/health":
+                return self._health_response(conn)
+            return self._metrics_response(conn)
+        if path == "/client":
+            return self._client_handshake(conn, request)
+        if path == "/sync":
+            if request.headers.get("Origin") is not None:  # peers never send one: a browser
+                return self._refuse(conn, HTTPStatus.FORBIDDEN, "sync_origin")
+            if self.sync is not None:
+                conn.protocol.max_message_size = self.sync.handshake_frame_limit
             return None
         return conn.respond(HTTPStatus.NOT_FOUND, f"no endpoint {path}\n")
+
+    def _client_handshake(self, conn: ServerConnection, request: Request) -> Response | None:
+        if not origin_ok(request.headers.get("Origin"), self._origins):
+            return self._refuse(conn, HTTPStatus.FORBIDDEN, "client_origin")
+        if self._token is not None and not self._token_ok(request):
+            return self._refuse(conn, HTTPStatus.UNAUTHORIZED, "client_unauthorized")
+        if self.clients >= self.config.max_clients:
+            return self._refuse(conn, HTTPStatus.SERVICE_UNAVAILABLE, "client_capacity")
+        conn.protocol.max_message_size = self.config.client_max_frame_bytes
+        return None
+
+    def _token_ok(self, request: Request) -> bool:
+        assert self._token is not None
+        return token_ok(request_token(request.path, request.headers), self._token)
+
+    def _refuse(self, conn: ServerConnection, status: HTTPStatus, reason: str) -> Response:
+        self.metrics.rejected(reason)
+        resp = conn.respond(status, f"{status.phrase}\n")
+        if status == HTTPStatus.UNAUTHORIZED:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="crdtsync"'
+        return resp
+
+    def _health_response(self, conn: ServerConnection) -> Response:
+        resp = conn.respond(HTTPStatus.OK, orjson.dumps(self.health()).decode() + "\n")
+        resp.headers["Content-Type"] = "application/json"
+        return resp
+
+    def _metrics_response(self, conn: ServerConnection) -> Response:
+        self.metrics.keys.set(len(self.replica))
+        resp = conn.respond(HTTPStatus.OK, self.metrics.render().decode())
+        resp.headers["Content-Type"] = "text/plain; version=0.0.4"
+        return resp
 
     async def _handle(self, conn: ServerConnection) -> None:
         path = urlparse(conn.request.path).path if conn.request else ""
         if path == "/client":
-            conn.protocol.max_size = self.config.client_max_frame_bytes
-            await ClientSession(self, conn).run()
+            if self.clients >= self.config.max_clients:  # handshakes that raced past _http
+                self.metrics.rejected("client_capacity")
+                await conn.close(1013, "too many client connections")
+                return
+            self.clients += 1
+            try:
+                await ClientSession(self, conn, rate=self.config.client_rate,
+                                    burst=self.config.client_burst).run()
+            finally:
+                self.clients -= 1
         elif path == "/sync" and self.sync is not None:
             await self.sync.accept(conn)
         else:
@@ -109,9 +167,17 @@ def _make_sync(server: ReplicaServer) -> Any:
         if server.config.peers:
             log.warning("peer sync is not available in this build; running standalone")
         return None
-    return SyncService(server.replica, peers=server.config.peers, cluster=server.config.cluster,
-                       secret_file=server.config.secret_file, metrics=server.metrics,
-                       max_frame_bytes=server.config.max_frame_bytes)
+    cfg = server.config
+    tls = None
+    if cfg.tls:
+        from crdtsync.transport.tls import client_context
+
+        assert cfg.tls_cert and cfg.tls_key and cfg.tls_ca
+        tls = client_context(cfg.tls_cert, cfg.tls_key, cfg.tls_ca)
+    return SyncService(server.replica, peers=cfg.peers, cluster=cfg.cluster,
+                       secret_file=cfg.secret_file, metrics=server.metrics,
+                       max_frame_bytes=cfg.max_frame_bytes, tls=tls,
+                       members=cfg.members or None, max_dot_seq=cfg.max_dot_seq)
 
 
 async def run_server(config: Config, *, ready: Any = None) -> None:
@@ -122,8 +188,9 @@ async def run_server(config: Config, *, ready: Any = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    scheme = "wss" if config.tls else "ws"
     print(f"crdtsync: replica {server.replica.name} ({server.replica.replica_id}) serving on "
-          f"ws://{config.host}:{server.port} (client API at /client)", flush=True)
+          f"{scheme}://{config.host}:{server.port} (client API at /client)", flush=True)
     if ready is not None:
         ready(server)
     await stop.wait()

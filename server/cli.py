@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="read-only replica: receive only, refuse local writes")
     s.add_argument("--clock-offset-ms", type=int, help="add this to the wall clock (testing)")
     s.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    _security_flags(s)
     st = sub.add_parser("status", help="show a running replica's peers and lag")
     st.add_argument("url", help="the replica's ws:// or http:// URL")
     b = sub.add_parser("backup", help="write a consistent snapshot of a (running) replica")
@@ -46,6 +47,40 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--from", dest="source", required=True, help="snapshot file")
     r.add_argument("--force", action="store_true", help="replace an existing store")
     return p
+
+
+def _security_flags(s: argparse.ArgumentParser) -> None:
+    """The flags of docs/security.md."""
+    g = s.add_argument_group("security (see docs/security.md)")
+    g.add_argument("--tls-cert", help="this replica's certificate (PEM); turns on mutual TLS")
+    g.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
+    g.add_argument("--tls-ca", help="the cluster's private CA (PEM) that signs every certificate")
+    g.add_argument("--member", dest="members", action="append", default=[], metavar="NAME",
+                   help="a replica name of the cluster (repeatable); deltas naming others are "
+                        "rejected")
+    g.add_argument("--max-dot-seq", type=int, help="reject deltas with dots beyond this "
+                   "sequence number (default 2^48)")
+    g.add_argument("--max-frame-bytes", type=int, help="largest peer frame (default 4 MiB)")
+    g.add_argument("--client-max-frame-bytes", type=int,
+                   help="largest client API frame (default 1 MiB)")
+    g.add_argument("--max-queue", type=int, help="incoming frames buffered per connection "
+                   "(default 16)")
+    g.add_argument("--client-token-file", help="file holding the bearer token /client requires")
+    g.add_argument("--protect-health", action="store_true", default=None,
+                   help="require the client token on /health and /metrics too")
+    g.add_argument("--allow-origin", dest="allow_origins", action="append", default=[],
+                   metavar="ORIGIN", help="browser origin allowed on /client (repeatable)")
+    g.add_argument("--client-rate", type=float, help="client requests per second per "
+                   "connection (token bucket; default 0: unlimited)")
+    g.add_argument("--client-burst", type=int, help="token bucket size (default: the rate)")
+    g.add_argument("--max-clients", type=int, help="concurrent client connections (default 1024)")
+
+
+_SERVE_FLAGS = ("id", "listen", "data", "peers", "cluster", "secret_file", "follower",
+                "clock_offset_ms", "log_level", "tls_cert", "tls_key", "tls_ca", "members",
+                "max_dot_seq", "max_frame_bytes", "client_max_frame_bytes", "max_queue",
+                "client_token_file", "protect_health", "allow_origins", "client_rate",
+                "client_burst", "max_clients")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .app import run_server
 
-    flags = {k: getattr(args, k) for k in ("id", "listen", "data", "peers", "cluster",
-                                            "secret_file", "follower", "clock_offset_ms",
-                                            "log_level")}
+    flags = {k: getattr(args, k) for k in _SERVE_FLAGS}
     cfg = load_config(flags, args.config)
     logging.basicConfig(level=cfg.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -15,10 +15,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from websockets.exceptions import ConnectionClosed
 
 from crdtsync.codec import MAX_INT, check_json_value
 from crdtsync.errors import LocalError, TypeMismatchError
 
+from .access import TokenBucket
 from .values import to_json_value
 
 if TYPE_CHECKING:
@@ -29,7 +31,10 @@ __all__ = ["ClientError", "ClientSession", "WRITE_OPS", "apply_write"]
 log = logging.getLogger("crdtsync.server.client")
 
 MAX_IN_FLIGHT = 1024
+"""Most writes of one connection waiting for their answer; then the server stops reading."""
 MAX_JSON_DEPTH = 32
+MAX_WATCHES = 64
+"""Most watches one connection may open."""
 
 
 class ClientError(Exception):
@@ -39,6 +44,7 @@ class ClientError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.rid: int | None = None  # the request's id, if it had a valid one
 
 
 def _field(req: dict[str, Any], name: str, kind: type | tuple[type, ...], *,
@@ -149,9 +155,13 @@ def parse_request(text: str | bytes) -> dict[str, Any]:
         raise ClientError("bad_json", f"not valid JSON: {exc}") from exc
     if not isinstance(req, dict):
         raise ClientError("bad_request", "a request must be a JSON object")
-    _depth_ok(req)
-    _field(req, "id", int, check=lambda n: 0 <= n <= MAX_INT)
-    _field(req, "op", str)
+    rid = _field(req, "id", int, check=lambda n: 0 <= n <= MAX_INT)
+    try:
+        _depth_ok(req)
+        _field(req, "op", str)
+    except ClientError as exc:
+        exc.rid = rid  # answer with the id, so the client can match the error
+        raise
     return req
 
 
@@ -173,11 +183,13 @@ async def _durable(write: Any) -> None:
 class ClientSession:
     """One client connection: reads requests, answers them, pushes watched changes."""
 
-    def __init__(self, app: ReplicaServer, conn: Any) -> None:
+    def __init__(self, app: ReplicaServer, conn: Any, *, rate: float = 0.0,
+                 burst: int = 0) -> None:
         self.app = app
         self.replica = app.replica
         self.conn = conn
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._bucket = TokenBucket(rate, burst)
         self._tasks: set[asyncio.Task[None]] = set()
         self._cancels: list[Callable[[], None]] = []
 
@@ -185,11 +197,9 @@ class ClientSession:
         """Serve requests until the client goes away."""
         try:
             async for frame in self.conn:
-                await self._slots.acquire()
-                try:
-                    await self.handle(frame)
-                finally:
-                    self._slots.release()
+                await self.handle(frame)
+        except ConnectionClosed:
+            pass  # an abnormal close is the client's business, not an error here
         finally:
             for cancel in self._cancels:
                 cancel()
@@ -212,6 +222,10 @@ class ClientSession:
             req = parse_request(frame)
             rid = req["id"]
             op = req["op"]
+            ops = req.get("ops") if op == "batch" else None
+            if not self._bucket.take(len(ops) if isinstance(ops, list) and ops else 1):
+                raise ClientError("rate_limited", "too many requests on this connection; "
+                                  "slow down")
             if op == "get":
                 key = _key(req)
                 kind = self.replica.type_of(key)
@@ -224,14 +238,26 @@ class ClientSession:
                 prefix = _field(req, "prefix", str, default="")
                 await self.send({"id": rid, "ok": True, "value": self.replica.keys(prefix)})
             elif op == "watch":
+                if len(self._cancels) >= MAX_WATCHES:
+                    raise ClientError("bad_request", f"at most {MAX_WATCHES} watches per "
+                                      f"connection")
                 self._watch(_field(req, "prefix", str, default=""))
                 await self.send({"id": rid, "ok": True, "value": None})
-            elif op == "batch":
-                self._batch(rid, req)
             else:
-                self._write(rid, req)
+                await self._held(self._batch if op == "batch" else self._write, rid, req)
         except ClientError as exc:
-            await self.error(rid, exc.code, exc.message)
+            await self.error(exc.rid if rid is None else rid, exc.code, exc.message)
+
+    async def _held(self, start: Callable[[Any, dict[str, Any]], asyncio.Task[None]],
+                    rid: Any, req: dict[str, Any]) -> None:
+        """Start a write holding one in-flight slot until it is answered (backpressure)."""
+        await self._slots.acquire()
+        try:
+            task = start(rid, req)
+        except BaseException:
+            self._slots.release()
+            raise
+        task.add_done_callback(lambda _: self._slots.release())
 
     def _wait_options(self, req: dict[str, Any]) -> tuple[str, float]:
         wait = _field(req, "wait", str, default="local")
@@ -240,15 +266,15 @@ class ClientSession:
         timeout = _field(req, "timeout_ms", int, default=5000, check=lambda n: 0 < n <= 3_600_000)
         return wait, timeout / 1000
 
-    def _write(self, rid: Any, req: dict[str, Any]) -> None:
+    def _write(self, rid: Any, req: dict[str, Any]) -> asyncio.Task[None]:
         wait = self._wait_options(req)
         key = req.get("key")
         write = apply_write(self.replica, req)
         value = to_json_value(self.replica.get(key)) if isinstance(key, str) else None
         self.app.metrics.write(req["op"].rsplit(".", 1)[0])
-        self._spawn(self._finish(rid, write, value, wait))
+        return self._spawn(self._finish(rid, write, value, wait))
 
-    def _batch(self, rid: Any, req: dict[str, Any]) -> None:
+    def _batch(self, rid: Any, req: dict[str, Any]) -> asyncio.Task[None]:
         ops = _field(req, "ops", list, check=lambda v: 0 < len(v) <= 10_000)
         wait = self._wait_options(req)
         try:
@@ -267,7 +293,7 @@ class ClientSession:
         keys = [sub.get("key") for sub in ops]
         value = [to_json_value(self.replica.get(k)) for k in keys]
         self.app.metrics.write("batch")
-        self._spawn(self._finish(rid, batch.write, value, wait))
+        return self._spawn(self._finish(rid, batch.write, value, wait))
 
     async def _finish(self, rid: Any, write: Any, value: Any, wait: tuple[str, float]) -> None:
         mode, timeout = wait
@@ -283,6 +309,8 @@ class ClientSession:
             await self.send({"id": rid, "ok": True, "value": value})
         except TimeoutError:
             await self.error(rid, "timeout", "write not durable in time")
+        except ConnectionClosed:
+            pass  # the client left; the write stays
         except Exception as exc:  # noqa: BLE001 - report, keep the connection
             log.exception("write failed")
             await self.error(rid, "internal", f"write failed: {exc}")
@@ -307,7 +335,8 @@ class ClientSession:
         self._cancels.append(self.replica.subscribe(on_change, prefix))
         self._spawn(pump())
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task

@@ -7,6 +7,7 @@ key; the CLI prints it and exits with status 2.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,24 @@ class Config:
     max_drift_ms: int = 60_000
     clock_offset_ms: int = 0
     log_level: str = "INFO"
+    # security (docs/security.md)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    members: list[str] = field(default_factory=list)
+    max_dot_seq: int = 2**48
+    client_token_file: str | None = None
+    protect_health: bool = False
+    allow_origins: list[str] = field(default_factory=list)
+    client_rate: float = 0.0
+    client_burst: int = 0
+    max_clients: int = 1024
+    max_queue: int = 16
+
+    @property
+    def tls(self) -> bool:
+        """True if the listener and peer links use mutual TLS."""
+        return self.tls_cert is not None
 
     @property
     def host(self) -> str:
@@ -69,7 +88,33 @@ def _check_peer(url: Any) -> str:
     return url
 
 
+def _check_name(name: Any, flag: str = "--member") -> str:
+    if (not isinstance(name, str) or not name or len(name) > 64
+            or not name.replace("-", "").replace("_", "").isalnum()):
+        raise ConfigError(f"{flag}: use letters, digits, '-' and '_' (at most 64), got {name!r}")
+    return name
+
+
+def _check_origin(origin: Any) -> str:
+    parsed = urlparse(origin) if isinstance(origin, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc \
+            or parsed.path not in ("", "/"):
+        raise ConfigError(f"--allow-origin: expected an origin like https://app.example, "
+                          f"got {origin!r}")
+    return str(origin).rstrip("/").lower()
+
+
 _TYPES = {f.name: f.type for f in fields(Config)}
+_LISTS: dict[str, Callable[[Any], str]] = {
+    "peers": _check_peer, "members": _check_name, "allow_origins": _check_origin}
+_INT_RANGES = {
+    "max_frame_bytes": (1024, 64 << 20),
+    "client_max_frame_bytes": (1024, 64 << 20),
+    "max_dot_seq": (1, 2**63 - 1),
+    "max_clients": (1, 1_000_000),
+    "max_queue": (1, 4096),
+    "client_burst": (0, 1_000_000_000),
+}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -81,14 +126,17 @@ def _coerce(name: str, value: Any) -> Any:
     elif kind == "int":
         if type(value) is not int:
             raise ConfigError(f"{flag}: expected an integer, got {value!r}")
+        low, high = _INT_RANGES.get(name, (-(2**63), 2**63 - 1))
+        if not low <= value <= high:
+            raise ConfigError(f"{flag}: expected an integer in [{low}, {high}], got {value!r}")
     elif kind == "float":
         if type(value) not in (int, float) or value < 0:
             raise ConfigError(f"{flag}: expected a non-negative number, got {value!r}")
         value = float(value)
     elif kind == "list[str]":
         if not isinstance(value, list):
-            raise ConfigError(f"{flag}: expected a list of URLs, got {value!r}")
-        value = [_check_peer(v) for v in value]
+            raise ConfigError(f"{flag}: expected a list, got {value!r}")
+        value = [_LISTS[name](v) for v in value]
     elif kind in ("str", "str | None"):
         if not isinstance(value, str):
             raise ConfigError(f"{flag}: expected a string, got {value!r}")
@@ -121,8 +169,47 @@ def load_config(flags: dict[str, Any], config_file: str | None = None) -> Config
     if not cfg.id.replace("-", "").replace("_", "").isalnum() or len(cfg.id) > 64:
         raise ConfigError(f"--id: use letters, digits, '-' and '_' (at most 64), got {cfg.id!r}")
     parse_listen(cfg.listen)
-    if cfg.secret_file is not None and not Path(cfg.secret_file).is_file():
-        raise ConfigError(f"--secret-file: {cfg.secret_file} is not a readable file")
+    _check_security(cfg)
     if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"--log-level: expected DEBUG, INFO, WARNING or ERROR, got {cfg.log_level!r}")
     return cfg
+
+
+def _check_security(cfg: Config) -> None:
+    """Check the security settings (docs/security.md): files readable, TLS all or nothing."""
+    from crdtsync.transport.auth import load_secret
+
+    for flag, path in (("--secret-file", cfg.secret_file),
+                       ("--client-token-file", cfg.client_token_file)):
+        if path is None:
+            continue
+        if not Path(path).is_file():
+            raise ConfigError(f"{flag}: {path} is not a readable file")
+        try:
+            load_secret(path)
+        except ValueError as exc:
+            raise ConfigError(f"{flag}: {exc}") from exc
+    if cfg.protect_health and cfg.client_token_file is None:
+        raise ConfigError("--protect-health: needs --client-token-file")
+    tls = {"--tls-cert": cfg.tls_cert, "--tls-key": cfg.tls_key, "--tls-ca": cfg.tls_ca}
+    given = [flag for flag, path in tls.items() if path is not None]
+    if given and len(given) != 3:
+        missing = sorted(set(tls) - set(given))
+        raise ConfigError(f"{missing[0]}: mutual TLS needs --tls-cert, --tls-key and --tls-ca")
+    if given:
+        _check_tls(cfg)
+
+
+def _check_tls(cfg: Config) -> None:
+    import ssl
+
+    from crdtsync.transport.tls import server_context
+
+    for url in cfg.peers:
+        if not url.startswith("wss://"):
+            raise ConfigError(f"--peer: with TLS, peers must be wss:// URLs, got {url!r}")
+    assert cfg.tls_cert and cfg.tls_key and cfg.tls_ca
+    try:
+        server_context(cfg.tls_cert, cfg.tls_key, cfg.tls_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"--tls-cert: cannot load the certificate, key or CA: {exc}") from exc

@@ -61,10 +61,10 @@ class PeerReceiver:
         diff = differing_buckets(host, msg.hashes)
         per_bucket = key_digests(host, diff, nbuckets)
 
-        def size(b: int) -> int:
+        def _size(b: int) -> int:
             return 8 + sum(len(k) + 24 for k, _ in per_bucket[b])
 
-        runs = split(diff, size, max_bytes)
+        runs = split(diff, _size, max_bytes)
         return [
             KeyDigests(msg.cid, i, len(runs), tuple(run),
                        tuple(sorted(p for b in run for p in per_bucket[b])))

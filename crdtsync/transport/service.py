@@ -11,7 +11,11 @@ only moves bytes and carries out the engine's outputs:
 - dialled links reconnect with exponential back-off and jitter (:mod:`.backoff`);
 - a link's send queue is bounded: a peer that cannot keep up is disconnected (the engine
   resends what it had not acknowledged when it comes back), so a slow peer never makes
-  this replica's memory grow without bound; the engine's window bounds deltas in flight.
+  this replica's memory grow without bound; the engine's window bounds deltas in flight;
+- with a shared secret, a link is authenticated (:mod:`.auth`) before any of its frames
+  reaches the engine; with TLS (:mod:`.tls`) the peer's certificate must name the replica
+  it says it is; remote groups pass the delta rule (:mod:`.validate`) before they are
+  joined. See docs/security.md.
 
 Pending local writes are committed before the engine reads the state for a catch-up, so a
 peer never sees a write that is not durable here.
@@ -22,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 from websockets.asyncio.client import connect
@@ -46,7 +51,10 @@ from crdtsync.sync import (
     encode_message,
 )
 
+from .auth import MAX_AUTH_FRAME, AuthError, is_auth_frame, load_secret
 from .backoff import backoff
+from .gate import Link, LinkGate
+from .validate import DEFAULT_MAX_SEQ, DeltaRules
 
 __all__ = ["SyncService", "ReplicaHost"]
 
@@ -54,8 +62,11 @@ log = logging.getLogger("crdtsync.transport")
 
 MARK_PREFIX = "sync.mark."
 PEERS_META = "sync.peers"
-SEND_QUEUE_LIMIT = 4096
 TICK_SECONDS = 0.5
+AUTH_TIMEOUT = 10.0
+GOOD_LINK_SECONDS = 1.0
+MAX_PENDING_AUTH = 64
+"""Most inbound links authenticating at once; more are closed at once (1013, try later)."""
 
 
 class ReplicaHost:
@@ -77,30 +88,6 @@ class ReplicaHost:
         return self.replica._data[key]
 
 
-class _Link:
-    """One websocket carrying sync messages, with a bounded send queue."""
-
-    def __init__(self, conn: Any, label: str) -> None:
-        self.conn = conn
-        self.label = label
-        self.peer: str | None = None
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.closing = False
-
-    def send(self, data: bytes) -> bool:
-        if self.closing:
-            return False
-        if self.queue.qsize() >= SEND_QUEUE_LIMIT:
-            return False
-        self.queue.put_nowait(data)
-        return True
-
-    def close_after_sends(self) -> None:
-        if not self.closing:
-            self.closing = True
-            self.queue.put_nowait(None)
-
-
 class SyncService:
     """Connect one replica to its peers (see the module docstring).
 
@@ -112,12 +99,22 @@ class SyncService:
     def __init__(self, replica: Replica, *, peers: list[str] | tuple[str, ...] = (),
                  cluster: str = "default", secret_file: str | None = None,
                  metrics: Any = None, max_frame_bytes: int = 4 << 20,
-                 retransmit_after: float = 2.0, rng: random.Random | None = None) -> None:
+                 retransmit_after: float = 2.0, rng: random.Random | None = None,
+                 tls: ssl.SSLContext | None = None, members: Iterable[str] | None = None,
+                 max_dot_seq: int = DEFAULT_MAX_SEQ, auth_timeout: float = AUTH_TIMEOUT) -> None:
         self.replica = replica
         self.urls = list(peers)
         self.metrics = metrics
         self.max_frame_bytes = max_frame_bytes
+        self.cluster = cluster
         self._rng = rng or random.Random()
+        self._tls = tls  # context for dialling wss:// peers; also turns on the name binding
+        self.rules = DeltaRules.of(members=members, own_name=replica.name, max_seq=max_dot_seq)
+        self.gate = LinkGate(replica=replica.replica_id, cluster=cluster,
+                             secret=load_secret(secret_file) if secret_file else None,
+                             tls=tls is not None, members=self.rules.members,
+                             timeout=auth_timeout, max_frame_bytes=max_frame_bytes,
+                             metrics=metrics)
         meta = replica.store.meta()
         known = frozenset(meta.get(PEERS_META, [])) - {replica.replica_id}
         marks = {k[len(MARK_PREFIX):]: int(v) for k, v in meta.items() if k.startswith(MARK_PREFIX)}
@@ -129,15 +126,13 @@ class SyncService:
         records = [] if replica.follower else self._load_log()
         self.engine = SyncEngine(ReplicaHost(replica), config, log=records, marks=marks,
                                  last_seq=replica.log_seq)
-        self._links: dict[Hashable, _Link] = {}
+        self._links: dict[Hashable, Link] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seq_times: dict[int, float] = {}
         self._stopping = False
         self.bytes_sent = 0
         self.bytes_received = 0
-        if secret_file:
-            log.warning("shared-secret authentication is not implemented yet; %s ignored",
-                        secret_file)
+        self.rejected_groups = 0
         replica.on_commit.append(self._on_commit)
 
     def _load_log(self) -> list[tuple[int, str | None, dict[str, Any]]]:
@@ -182,19 +177,33 @@ class SyncService:
 
     # -- links ------------------------------------------------------------------------------
 
+    @property
+    def handshake_frame_limit(self) -> int:
+        """Largest frame a link may carry before it is authenticated (the server sets it)."""
+        return MAX_AUTH_FRAME if self.gate.secret is not None else self.max_frame_bytes
+
     async def accept(self, conn: Any) -> None:
         """Serve one inbound peer connection until it closes."""
-        await self._serve_link(conn, f"in:{conn.remote_address}")
+        if self.gate.authenticating >= MAX_PENDING_AUTH:
+            log.warning("refusing a link from %s: %d links are authenticating already",
+                        conn.remote_address, self.gate.authenticating)
+            await conn.close(1013, "too many links authenticating; try again later")
+            return
+        await self._serve_link(conn, f"in:{conn.remote_address}", "accept")
 
     async def _dial_forever(self, url: str) -> None:
         delays = backoff(self._rng)
+        tls: dict[str, Any] = {}
+        if self._tls is not None and url.startswith("wss:"):
+            tls["ssl"] = self._tls
         while not self._stopping:
             await asyncio.sleep(next(delays))
             try:
                 async with connect(url, compression=None, max_size=self.max_frame_bytes,
-                                   ping_interval=20, ping_timeout=20, open_timeout=10) as conn:
-                    delays = backoff(self._rng)
-                    await self._serve_link(conn, f"out:{url}")
+                                   ping_interval=20, ping_timeout=20, open_timeout=10,
+                                   **tls) as conn:
+                    if await self._serve_link(conn, f"out:{url}", "dial"):
+                        delays = backoff(self._rng)  # back off again only after a good link
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed) as exc:
                 log.debug("peer %s unreachable: %s", url, exc)
             except asyncio.CancelledError:
@@ -202,11 +211,26 @@ class SyncService:
             except Exception:  # noqa: BLE001 - drop the link, keep the replica
                 log.exception("link to %s failed", url)
 
-    async def _serve_link(self, conn: Any, label: str) -> None:
-        link = _Link(conn, label)
+    async def _serve_link(self, conn: Any, label: str, role: str) -> bool:
+        """Authenticate, then pump one link; return True if it carried sync for a while."""
+        link = Link(conn, label)
+        try:
+            await self.gate.authenticate(link, role)
+        except AuthError as exc:
+            self.gate.refuse(link, exc)
+            await conn.close(1008, "authentication failed")
+            return False
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == 1008:
+                self.gate.refuse(link, AuthError(
+                    f"the peer closed the link during authentication ({exc.rcvd.reason}): "
+                    f"it refused this replica's proof, or it has no shared secret"))
+            return False
         key: Hashable = id(link)
         self._links[key] = link
         writer = self._spawn(self._write_loop(key, link))
+        code, reason = 1000, ""
+        opened = time.monotonic()
         try:
             self._run(self.engine.connect(key, time.monotonic()))
             async for frame in conn:
@@ -214,10 +238,15 @@ class SyncService:
                     raise PeerError(f"{label}: text frame on a sync link")
                 self._received(link, len(frame))
                 self._deliver(key, link, frame)
+                link.delivered = True
+        except AuthError as exc:
+            self.gate.refuse(link, exc)
+            code, reason = 1008, "authentication failed"
         except (PeerError, DecodeError) as exc:
             log.warning("dropping link %s (%s): %s", label, link.peer, exc)
             if self.metrics is not None:
                 self.metrics.rejected("peer_protocol")
+            code, reason = 1002, "protocol error"
         except ConnectionClosed:
             pass
         finally:
@@ -226,11 +255,20 @@ class SyncService:
             link.close_after_sends()
             writer.cancel()
             self._peer_gauge(link.peer, False)
-            await conn.close()
+            await conn.close(code, reason)
+        # A link refused at once (bad hello, protocol error) must not reset the back-off.
+        return link.delivered and time.monotonic() - opened >= GOOD_LINK_SECONDS
 
-    def _deliver(self, key: Hashable, link: _Link, frame: bytes) -> None:
-        message = decode_message(frame)
+    def _deliver(self, key: Hashable, link: Link, frame: bytes) -> None:
+        try:
+            message = decode_message(frame)
+        except DecodeError as exc:
+            if is_auth_frame(frame):
+                raise AuthError("the peer requires authentication with a shared secret, and "
+                                "this replica has none (--secret-file)") from exc
+            raise
         if isinstance(message, Hello):
+            self.gate.check_identity(link, message.replica)
             link.peer = message.replica
             self._peer_gauge(link.peer, True)
             self._remember_peer(message.replica)
@@ -241,7 +279,7 @@ class SyncService:
         self._commit_local_writes()
         self._run(self.engine.receive(key, message, time.monotonic()))
 
-    async def _write_loop(self, key: Hashable, link: _Link) -> None:
+    async def _write_loop(self, key: Hashable, link: Link) -> None:
         while True:
             data = await link.queue.get()
             if data is None:
@@ -252,7 +290,7 @@ class SyncService:
             except ConnectionClosed:
                 return
 
-    def _received(self, link: _Link, n: int) -> None:
+    def _received(self, link: Link, n: int) -> None:
         self.bytes_received += n
         if self.metrics is not None and link.peer:
             self.metrics.bytes_received.labels(link.peer).inc(n)
@@ -273,7 +311,10 @@ class SyncService:
             if isinstance(out, Send):
                 self._send(out)
             elif isinstance(out, Apply):
-                self.replica.apply_remote(out.group, out.peer, token=out)
+                reason = self.rules.check(out.group)
+                if reason is not None:
+                    self._reject_group(out, reason)
+                self.replica.apply_remote({} if reason else out.group, out.peer, token=out)
                 if out.mark is not None:
                     self.replica.set_meta(MARK_PREFIX + out.peer, out.mark)
             elif isinstance(out, Trim):
@@ -284,6 +325,13 @@ class SyncService:
                 self.engine.disconnect(out.link)
                 if link is not None:
                     link.close_after_sends()
+
+    def _reject_group(self, out: Apply, reason: str) -> None:
+        """The delta rule refused a group: join none of it, count it, still ack it."""
+        self.rejected_groups += 1
+        log.warning("rejected a group of %d keys from %s: %s", len(out.group), out.peer, reason)
+        if self.metrics is not None:
+            self.metrics.rejected("delta_rule")
 
     def _send(self, out: Send) -> None:
         link = self._links.get(out.link)
@@ -302,7 +350,7 @@ class SyncService:
                 self.metrics.deltas_sent.labels(link.peer).inc()
 
     def _commit_local_writes(self) -> None:
-        if self.replica._local:
+        if self.replica.has_local_writes():
             self.replica.commit()
 
     def _on_commit(self, entries: list[Committed]) -> None:

@@ -74,6 +74,12 @@ class GCounter(Crdt):
         delta._p = {replica: n}
         return delta
 
+    def own_delta(self, replica: str) -> GCounter:
+        """Return the delta holding ``replica``'s entry: what its increments changed."""
+        delta = GCounter.__new__(GCounter)
+        delta._p = {replica: self._p[replica]} if replica in self._p else {}
+        return delta
+
     @property
     def value(self) -> int:
         return sum(self._p.values())
@@ -150,6 +156,13 @@ class PNCounter(Crdt):
         delta = PNCounter.__new__(PNCounter)
         delta._p = {}
         delta._n = {replica: n}
+        return delta
+
+    def own_delta(self, replica: str) -> PNCounter:
+        """Return the delta holding ``replica``'s entries: what its own writes changed."""
+        delta = PNCounter.__new__(PNCounter)
+        delta._p = {replica: self._p[replica]} if replica in self._p else {}
+        delta._n = {replica: self._n[replica]} if replica in self._n else {}
         return delta
 
     @property

@@ -157,6 +157,25 @@ def test_merge_leaves_its_argument_unchanged(spec: TypeSpec, data: st.DataObject
 
 @specs
 @given(data=st.data())
+def test_delta_is_independent_of_later_changes_to_the_state(spec: TypeSpec,
+                                                            data: st.DataObject) -> None:
+    """A delta may sit in a send buffer: later writes and merges must not alter it."""
+    x, replica, op = data.draw(states_and_ops(spec))
+    delta = spec.apply(x, replica, op)
+    if delta is None:
+        return
+    raw = encode(delta)
+    # Another replica sees x (and the delta), writes on top of it; x merges that back.
+    other = x.copy()
+    for later in data.draw(st.lists(spec.ops, min_size=1, max_size=4)):
+        spec.apply(other, "e", later)
+        spec.apply(x, replica, data.draw(spec.ops))
+    x.merge(other)
+    assert encode(delta) == raw
+
+
+@specs
+@given(data=st.data())
 def test_copy_is_independent(spec: TypeSpec, data: st.DataObject) -> None:
     x, replica, op = data.draw(states_and_ops(spec))
     raw = encode(x)

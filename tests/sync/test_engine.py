@@ -23,7 +23,8 @@ from crdtsync.sync import (
     encode_message,
 )
 from crdtsync.types import GCounter
-from tests.sync.sim import Cluster, FakeHost
+from tests.sync.fakehost import FakeHost
+from tests.sync.sim import Cluster
 
 
 def cluster(n: int = 2, topology: str = "mesh", **knobs: object) -> Cluster:

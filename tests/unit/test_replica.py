@@ -181,16 +181,26 @@ def test_follower_refuses_writes() -> None:
     assert r.get("c") == 1
 
 
-def test_long_chains_are_folded_into_a_base(tmp_path: Path) -> None:
-    r = Replica.open(str(tmp_path / "r"), name="us")
-    for i in range(2000):
+def test_checkpoints_bound_replay_and_trim_the_log(tmp_path: Path) -> None:
+    path = str(tmp_path / "r")
+    r = Replica.open(path, name="us", checkpoint_entries=50)
+    for i in range(1010):  # 10 entries past the last checkpoint
         r.counter("c").increment()
+        r.set("s").add(f"e{i % 100}")
+        if i % 3 == 0:
+            r.set("s").remove(f"e{(i * 7) % 100}")
         r.commit()
-    rec = next(iter(r.store.keys()))
-    assert rec.base is not None
-    assert sum(len(b) for b in rec.deltas) <= max(len(rec.base), 4096) + 200
+    bases = {rec.key: rec for rec in r.store.keys()}
+    assert bases["c"].base is not None and bases["s"].base is not None
+    ckpt = r.store.meta()["checkpoint_seq"]
+    assert r.log_seq - ckpt < 50
+    entries = list(r.store.log())
+    assert entries and entries[0].seq == ckpt + 1  # standalone: checkpointed entries dropped
+    expect_s, expect_c = r.get("s"), r.get("c")
     r.close()
-    assert Replica.open(str(tmp_path / "r")).get("c") == 2000
+    again = Replica.open(path)  # bases + replay of the entries after the checkpoint
+    assert again.get("c") == expect_c == 1010 and again.get("s") == expect_s
+    again.close()
 
 
 def test_subscriptions_fire_after_commit() -> None:

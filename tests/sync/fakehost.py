@@ -1,0 +1,121 @@
+"""FakeHost: an in-memory replica for the sync tests, with a durable part that survives crashes.
+
+The *durable* part (state, delta log, marks, last seq) is what a store would hold; the
+*live* part (state with uncommitted changes, the queue of work to commit, the engine) is
+lost by a crash. :meth:`FakeHost.restart` rebuilds the live part, and the engine, from the
+durable part only, as a real replica does after ``kill -9``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from crdtsync.clock import HybridLogicalClock
+from crdtsync.sync import Apply, Output, SyncConfig, SyncEngine, default_digest
+from crdtsync.types import AWORSet, Crdt, GCounter, LWWRegister, ORMap, PNCounter
+
+__all__ = ["FakeHost", "KEY_TYPES", "join_into"]
+
+KEY_TYPES: dict[str, type[Crdt]] = {
+    "c": PNCounter, "g": GCounter, "s": AWORSet, "l": LWWRegister, "m": ORMap,
+}
+"""Key prefix -> type: a key's first letter fixes its type on every replica."""
+
+
+def join_into(target: dict[str, Crdt], group: dict[str, Crdt]) -> None:
+    """Join every value of ``group`` into ``target`` (copying values new to it)."""
+    for key, value in group.items():
+        mine = target.get(key)
+        if mine is None:
+            target[key] = value.copy()
+        else:
+            mine.merge(value)
+
+
+class FakeHost:
+    """An in-memory replica: live state, a durable part, and a queue of uncommitted work."""
+
+    def __init__(self, config: SyncConfig) -> None:
+        self.config = config
+        self.rid = config.replica
+        self.durable: dict[str, Crdt] = {}
+        self.dlog: dict[int, tuple[str | None, dict[str, Crdt]]] = {}
+        self.dmarks: dict[str, int] = {}
+        self.dlast = 0
+        self.rejected = 0
+        self.restart()
+
+    def restart(self) -> None:
+        """Come back from a crash: only the durable part is left."""
+        self.live = {k: v.copy() for k, v in self.durable.items()}
+        self.queue: list[tuple[str, Any, dict[str, Crdt]]] = []
+        self.clock = HybridLogicalClock(last=0)
+        self.engine = SyncEngine(
+            self, self.config, log=[(s, o, g) for s, (o, g) in self.dlog.items()],
+            marks=dict(self.dmarks), last_seq=self.dlast)
+
+    # -- SyncHost -------------------------------------------------------------------------
+
+    def keys(self) -> list[str]:
+        return list(self.durable)
+
+    def digest(self, key: str) -> bytes:
+        return default_digest(self.durable[key])
+
+    def state(self, key: str) -> Crdt:
+        return self.durable[key]
+
+    # -- the host's duties ----------------------------------------------------------------
+
+    def apply(self, apply: Apply) -> None:
+        """Join a remote group into the live state (RR per key); queue it for commit."""
+        novel: dict[str, Crdt] = {}
+        for key, delta in apply.group.items():
+            mine = self.live.get(key)
+            if mine is None:
+                mine = type(delta)()
+            elif type(mine) is not type(delta):
+                self.rejected += 1
+                continue
+            fresh = mine.novel(delta)
+            if fresh is not None:
+                mine.merge(delta)
+                self.live[key] = mine
+                novel[key] = fresh.copy()
+        self.queue.append(("apply", apply, novel))
+
+    def write(self, key: str, mutate: Callable[[Any], Crdt]) -> None:
+        """Run a local mutator on the live state; its delta joins the open local batch."""
+        value = self.live.get(key)
+        if value is None:
+            value = self.live[key] = KEY_TYPES[key[0]]()
+        delta = mutate(value)
+        if self.queue and self.queue[-1][0] == "local":
+            join_into(self.queue[-1][2], {key: delta})
+        else:
+            self.queue.append(("local", None, {key: delta}))
+
+    def commit(self, now: float, oracle: dict[str, Crdt]) -> list[Output]:
+        """Make the queue durable in one atomic step, then tell the engine."""
+        out: list[Output] = []
+        queue, self.queue = self.queue, []
+        for kind, apply, group in queue:
+            join_into(self.durable, group)
+            seq = None
+            if group and not self.config.follower:
+                seq = self.dlast = self.dlast + 1
+                self.dlog[seq] = (apply.peer if apply else None, group)
+            if kind == "local":
+                join_into(oracle, group)
+                assert seq is not None
+                out += self.engine.logged(seq, group, now)
+                continue
+            if apply.mark is not None:
+                self.dmarks[apply.peer] = max(self.dmarks.get(apply.peer, 0), apply.mark)
+            out += self.engine.applied(apply, seq, group, now)
+        return out
+
+    def trim(self, upto: int) -> None:
+        for seq in [s for s in self.dlog if s <= upto]:
+            del self.dlog[seq]
