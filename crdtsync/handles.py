@@ -86,7 +86,8 @@ class CounterHandle(_Handle):
     __slots__ = ("_kind",)
 
     def __init__(self, writer: _Writer, key: str, kind: type[Crdt] = PNCounter) -> None:
-        super().__init__(writer, key)
+        self._w = writer
+        self.key = key
         self._kind = kind
 
     def increment(self, by: int = 1) -> Any:

@@ -34,7 +34,7 @@ from crdtsync.handles import Batch, Handles, Write
 from crdtsync.identity import load_identity
 from crdtsync.keystore import Checkpointer, load_bases, load_log
 from crdtsync.store.base import Commit, LogEntry, Store
-from crdtsync.types import Crdt, GCounter, LWWRegister
+from crdtsync.types import Crdt, LWWRegister, PNCounter
 
 __all__ = ["Replica", "Committed", "wall_clock_ms"]
 
@@ -111,6 +111,7 @@ class Replica(Handles):
         self._committer: asyncio.Task[None] | None = None
         self._subscribers: list[tuple[str, Callable[[str, Any], None]]] = []
         self._closed = False
+        self._writable = not follower  # False once closed too: the fast paths check only this
         self._checkpoint_next = False
         self.on_commit: list[Callable[[list[Committed]], None]] = []
         self.on_commit_latency: Callable[[float], None] | None = None
@@ -156,6 +157,7 @@ class Replica(Handles):
             self._committer = None
         self.commit()
         self._closed = True
+        self._writable = False
         self._store.close()
 
     async def aclose(self) -> None:
@@ -276,21 +278,20 @@ class Replica(Handles):
         counter's local delta is exactly this replica's entry, whatever the number of writes.
         """
         x = self._data.get(key)
-        if (x is None or type(x) is not kind or type(by) is not int or not 0 < by <= MAX_INT
-                or self.follower or self._closed or (down and kind is GCounter)):
+        if type(x) is kind and type(by) is int and 0 < by and self._writable and (
+                not down or kind is PNCounter):
+            entries = x._n if down else x._p  # type: ignore[attr-defined]
             rid = self.replica_id
-            if down:
-                return self._write(key, kind, lambda c: c.decrement(rid, by))
-            return self._write(key, kind, lambda c: c.increment(rid, by))
-        entries = x._n if down else x._p  # type: ignore[attr-defined]
-        rid = self.replica_id
-        n = entries.get(rid, 0) + by
-        if n > MAX_INT:
-            raise ValueError(f"counter {key!r} entry would exceed 2**63-1")
-        entries[rid] = n
-        self._counted.add(key)
-        self._pending_ops += 1
-        return self._write_ticket or self._ticket()
+            n = entries.get(rid, 0) + by
+            if n <= MAX_INT:
+                entries[rid] = n
+                self._counted.add(key)
+                self._pending_ops += 1
+                return self._write_ticket or self._ticket()
+        rid = self.replica_id  # the general path: creates the key, validates, raises
+        if down:
+            return self._write(key, kind, lambda c: c.decrement(rid, by))
+        return self._write(key, kind, lambda c: c.increment(rid, by))
 
     def _ticket(self) -> Write:
         if self._wakeup is not None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from websockets.exceptions import ConnectionClosed
 
-from crdtsync.codec import MAX_INT, check_json_value
+from crdtsync.codec import MAX_INT, check_element, check_json_value
 from crdtsync.errors import LocalError, TypeMismatchError
 
 from .access import TokenBucket
@@ -75,7 +75,12 @@ def _element(req: dict[str, Any]) -> str | int:
     value = _field(req, "element", (str, int))
     if isinstance(value, bool) or (isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT):
         raise ClientError("bad_argument", "field 'element' must be a str or a 64-bit int")
-    return value  # type: ignore[no-any-return]
+    try:
+        # The full check (string length included): what a peer's decoder refuses must
+        # never be written here, or every delta carrying it would be refused downstream.
+        return check_element(value)
+    except ValueError as exc:
+        raise ClientError("bad_argument", f"field 'element': {exc}") from exc
 
 
 def _value(req: dict[str, Any]) -> Any:

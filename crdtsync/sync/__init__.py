@@ -50,8 +50,9 @@ The host (the replica) implements :class:`SyncHost` (``keys()``, ``digest(key)``
 4. **Trim.** On ``Trim(upto)`` delete those entries durably, whenever convenient.
 5. **Catch-up reads.** ``keys``/``digest``/``state`` must not expose uncommitted local writes.
 
-A follower (``SyncConfig(follower=True)``) keeps no log: ``logged`` raises LocalError,
-``applied`` takes ``seq=None``; it never sends deltas, it still acks.
+A follower (``SyncConfig(follower=True)``) keeps no log: ``logged`` raises LocalError;
+``applied`` takes ``seq=None`` (or the seq of an entry the host logged anyway: the engine
+drops it and a later ``Trim`` covers it); it never sends deltas, it still acks.
 
 Errors: :class:`~crdtsync.errors.PeerError` (the peer broke the protocol; the engine has
 already forgotten the link), :class:`~crdtsync.errors.LocalError` (API misuse),

@@ -162,18 +162,22 @@ class SyncEngine:
         return self._flush_all(now)
 
     def applied(self, apply: Apply, seq: int | None, novel: Group, now: float) -> list[Output]:
-        """``apply`` is durable: ``novel`` is what it added (logged as entry ``seq``, or None
-        if ``novel`` is empty or this is a follower). Acks the peer, forwards ``novel``."""
+        """``apply`` is durable: ``novel`` is what it added, logged as entry ``seq`` (None if
+        ``novel`` is empty). Acks the peer and forwards ``novel`` to the other peers.
+
+        A follower keeps no log: pass None, or the seq if the host logged it anyway (the
+        engine does not keep it, and the next tick's Trim covers it).
+        """
         rx = self._rx.get(apply.peer) if isinstance(apply, Apply) else None
         if rx is None:
             raise LocalError(f"applied() needs an Apply this engine output, got {apply!r:.80}")
-        logs = bool(novel) and not self._config.follower
-        if logs != (seq is not None):
+        if bool(novel) != (seq is not None) and not (self._config.follower and seq is None):
             raise LocalError(f"apply from {apply.peer!r}: seq must be given exactly when the "
-                             f"novel group is logged (novel keys={len(novel)}, seq={seq!r}, "
-                             f"follower={self._config.follower})")
+                             f"novel group is not empty (novel keys={len(novel)}, seq={seq!r})")
         out: list[Output] = []
-        if seq is not None:
+        if seq is not None and self._config.follower:
+            self._log.skip(seq)
+        elif seq is not None:
             self._log.append(seq, apply.peer, novel)
             out = self._flush_all(now)
         if apply.mark is not None:

@@ -68,6 +68,12 @@ class DeltaLog:
         self.last_seq = seq
         self.bytes += size
 
+    def skip(self, seq: int) -> None:
+        """Account for seq ``seq`` without keeping an entry (a follower's log)."""
+        if type(seq) is not int or seq <= self.last_seq:
+            raise LocalError(f"log seq {seq!r} must be an int above the last seq {self.last_seq}")
+        self.last_seq = seq
+
     def collect(self, start: int, peer: str, max_bytes: int,
                 stop: int | None = None) -> tuple[int, Group]:
         """Return ``(end, group)``: the join of entries ``start..end`` not from ``peer``.

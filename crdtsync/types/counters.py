@@ -114,7 +114,7 @@ class GCounter(Crdt):
     __hash__ = None  # type: ignore[assignment]
 
     def to_json(self) -> Any:
-        return dict(sorted(self._p.items()))
+        return self._p  # the codec sorts object keys (canonical form)
 
     @classmethod
     def from_json(cls, obj: Any) -> GCounter:
@@ -201,7 +201,7 @@ class PNCounter(Crdt):
     __hash__ = None  # type: ignore[assignment]
 
     def to_json(self) -> Any:
-        return [dict(sorted(self._p.items())), dict(sorted(self._n.items()))]
+        return [self._p, self._n]  # the codec sorts object keys (canonical form)
 
     @classmethod
     def from_json(cls, obj: Any) -> PNCounter:

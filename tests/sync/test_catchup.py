@@ -174,3 +174,18 @@ def test_bucket_count_grows_like_the_square_root() -> None:
     assert bucket_count(10_000) == 128
     assert bucket_count(10**9) == 4096
     assert len({bucket_of(f"k{i}", 64) for i in range(1000)}) == 64
+
+
+def test_nack_below_what_the_log_holds_turns_into_catch_up() -> None:
+    c = cluster(max_log_entries=1, window=4)
+    c.pump()
+    for i in range(3):
+        c.hosts["r0"].write(f"g{i}", lambda v: v.increment("r0"))
+        c.commit("r0")
+    c.inflight.pop(0)  # interval 1..1 is lost
+    c.tick("r0")  # the bound trims entries 1 and 2 although r1 has not acked them
+    sent = sent_messages(c)
+    c.pump()
+    kinds = [type(m).__name__ for _, m in sent]
+    assert kinds.index("Nack") < kinds.index("BucketDigests")
+    assert all(c.hosts["r1"].durable[f"g{i}"].value == 1 for i in range(3))

@@ -325,6 +325,17 @@ def test_follower_refuses_local_writes_receives_and_acks_never_sends() -> None:
     assert "Ack" in kinds
 
 
+def test_follower_drops_log_entries_its_host_keeps_anyway() -> None:
+    engine, _ = lone_engine(follower=True)
+    engine.receive("L", hello(last_seq=3), 0.0)
+    g = GCounter()
+    g.increment("p")
+    apply = engine.receive("L", Delta(1, 3, {"g": g}), 0.0)[0]
+    assert engine.applied(apply, 1, {"g": g}, 0.0) == [Send("L", Ack(3))]  # type: ignore[arg-type]
+    assert engine.log_size() == (0, 0)
+    assert Trim(1) in engine.tick(1.0)
+
+
 def test_delta_from_a_follower_is_a_protocol_violation() -> None:
     engine, _ = lone_engine()
     engine.receive("L", hello(follower=True), 0.0)

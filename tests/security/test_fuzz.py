@@ -1,0 +1,272 @@
+"""Fuzzing the decoders, the sync receive path and the client API with hypothesis.
+
+Every target checks the same contract: hostile input is refused with the documented error
+(DecodeError, PeerError, an error code), never another exception, never a hang; whatever
+is accepted round-trips through the canonical encoding (so a peer can decode it); and the
+replica's state is unchanged unless the input was a valid write, after which the replica
+still answers.
+
+``CRDTSYNC_FUZZ_EXAMPLES=N`` sets the number of examples per target (default: a short
+run for CI); see docs/security.md for the long run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crdtsync.codec import decode, decode_group, encode, encode_group
+from crdtsync.errors import DecodeError, PeerError
+from crdtsync.replica import Replica
+from crdtsync.sync import Delta, Hello, decode_message, encode_message
+from crdtsync.transport import SyncService
+from crdtsync.transport.gate import Link
+from crdtsync.types import GCounter
+from crdtsync_server.client_api import ClientSession
+from crdtsync_server.metrics import Metrics
+from tests.security.fuzz_strategies import (
+    client_frames,
+    encodings,
+    frames,
+    groups,
+    messages,
+    mutated_bytes,
+)
+
+EXAMPLES = int(os.environ.get("CRDTSYNC_FUZZ_EXAMPLES", "0"))
+
+
+def fuzz(default: int) -> Any:
+    """Hypothesis settings of a fuzz target: ``default`` examples, or the long run's."""
+    extra: dict[str, Any] = {"database": None} if EXAMPLES else {}
+    return settings(max_examples=EXAMPLES or default, deadline=None,
+                    suppress_health_check=list(HealthCheck), **extra)
+
+
+# -- codec --------------------------------------------------------------------------------
+
+
+def _roundtrips(value: Any) -> None:
+    again = decode(encode(value))
+    assert encode(again) == encode(value)
+
+
+@fuzz(300)
+@given(st.one_of(st.binary(max_size=400), st.text(max_size=200), encodings,
+                 mutated_bytes(encodings)))
+def test_decode_refuses_or_roundtrips(data: bytes | str) -> None:
+    try:
+        value = decode(data)
+    except DecodeError:
+        return
+    _roundtrips(value)
+
+
+@fuzz(200)
+@given(st.one_of(st.binary(max_size=400), groups.map(encode_group),
+                 mutated_bytes(groups.map(encode_group))))
+def test_decode_group_refuses_or_roundtrips(data: bytes) -> None:
+    try:
+        group = decode_group(data)
+    except DecodeError:
+        return
+    assert decode_group(encode_group(group)).keys() == group.keys()
+    for value in group.values():
+        _roundtrips(value)
+
+
+@fuzz(300)
+@given(st.one_of(st.binary(max_size=400), messages.map(encode_message),
+                 mutated_bytes(messages.map(encode_message))))
+def test_decode_message_refuses_or_roundtrips(data: bytes) -> None:
+    try:
+        msg = decode_message(data)
+    except DecodeError:
+        return
+    assert encode_message(decode_message(encode_message(msg))) == encode_message(msg)
+
+
+# -- the sync receive path: engine, gate and delta rule as the service runs them ------------
+
+
+class _Conn:
+    """Stands in for a websocket: the service only queues frames for it here."""
+
+    remote_address = ("127.0.0.1", 0)
+
+
+def _victim() -> tuple[Replica, SyncService]:
+    replica = Replica.open(None, name="us")
+    replica.counter("k0").increment(3)
+    replica.set("k1").add("x")
+    replica.map("post:1").register("title").assign("hello")
+    replica.commit()
+    service = SyncService(replica, cluster="fuzz", members=["us", "a", "b", "c"])
+    return replica, service
+
+
+def _snapshot(replica: Replica) -> dict[str, bytes]:
+    return {k: encode(replica._data[k]) for k in replica.keys()}
+
+
+def _expected(before: dict[str, bytes], accepted: list[dict[str, Any]]) -> dict[str, bytes]:
+    """The state joined with the accepted groups, by the replica's documented rules."""
+    state = {k: decode(v) for k, v in before.items()}
+    for group in accepted:
+        for key, delta in group.items():
+            cur = state.get(key)
+            if cur is None:
+                state[key] = delta.copy()
+            elif type(cur) is type(delta):
+                cur.merge(delta)
+            elif delta.TYPE > cur.TYPE:  # the greater type tag wins (replica.py)
+                state[key] = delta.copy()
+    return {k: encode(v) for k, v in sorted(state.items())}
+
+
+class _Pump:
+    """Feed frames to the service's receive path the way a websocket link does."""
+
+    def __init__(self, service: SyncService) -> None:
+        self.service = service
+        self.n = 0
+        self.key, self.link = self.connect()
+
+    def connect(self) -> tuple[str, Link]:
+        self.n += 1
+        key, link = f"L{self.n}", Link(_Conn(), f"fuzz{self.n}")
+        self.service._links[key] = link
+        self.service._run(self.service.engine.connect(key, float(self.n)))
+        return key, link
+
+    def feed(self, frame: bytes) -> None:
+        try:
+            self.service._deliver(self.key, self.link, frame)
+        except (PeerError, DecodeError):  # the service drops such a link
+            self.service.engine.disconnect(self.key)
+            self.service._links.pop(self.key, None)
+            self.key, self.link = self.connect()
+        self.service.replica.commit()  # what the group committer does
+
+
+@fuzz(150)
+@given(st.lists(frames, min_size=1, max_size=6), st.sampled_from(
+    [None, "b.00000001", "c.00000002", "d.00000003"]))
+def test_receive_path_applies_only_valid_writes(batch: list[bytes], hello_as: str | None
+                                                ) -> None:
+    replica, service = _victim()
+    accepted: list[dict[str, Any]] = []
+    apply_remote = replica.apply_remote
+
+    def spy(group: dict[str, Any], origin: str, token: Any = None) -> Any:
+        if group:
+            assert service.rules.check(group) is None  # only rule-abiding groups get here
+            accepted.append({k: v.copy() for k, v in group.items()})
+        return apply_remote(group, origin, token)
+
+    replica.apply_remote = spy  # type: ignore[method-assign]
+    before = _snapshot(replica)
+    pump = _Pump(service)
+    if hello_as is not None:  # get past the handshake, so deltas reach the engine
+        pump.feed(encode_message(Hello(1, "fuzz", hello_as, False, 60)))
+    for frame in batch:
+        pump.feed(frame)
+    after = _snapshot(replica)
+    if not accepted:
+        assert after == before
+    else:
+        assert after == _expected(before, accepted)
+    for blob in after.values():
+        decode(blob)  # what the replica holds, a peer can decode
+    # The replica still answers and still applies a valid delta.
+    pump.key, pump.link = pump.connect()
+    pump.feed(encode_message(Hello(1, "fuzz", "a.live0001", False, 1)))
+    live = GCounter()
+    live.increment("a.live0001", 2)
+    pump.feed(encode_message(Delta(1, 1, {"live:check": live})))
+    assert replica.get("live:check") == 2
+    replica.close()
+
+
+# -- the client API parser and dispatch -----------------------------------------------------
+
+ERROR_CODES = {"bad_json", "bad_request", "unknown_op", "bad_argument", "type_mismatch",
+               "read_only", "timeout", "internal", "rate_limited"}
+READS = {"get", "keys", "clock.now", "watch"}
+
+
+class _App:
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+        self.metrics = Metrics()
+
+    async def wait_replicated(self, seq: int, mode: str, timeout: float) -> bool:
+        return True
+
+
+class _ClientConn:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, text: str) -> None:
+        self.sent.append(orjson.loads(text))
+
+
+@pytest.fixture(scope="module")
+def loop() -> Any:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def _client_victim() -> tuple[Replica, ClientSession, _ClientConn]:
+    replica = Replica.open(None, name="us")
+    replica.counter("c").increment(2)
+    replica.set("s").add("x")
+    replica.map("m").counter("views").increment()
+    replica.commit()
+    conn = _ClientConn()
+    return replica, ClientSession(_App(replica), conn), conn  # type: ignore[arg-type]
+
+
+async def _answer(session: ClientSession, frame: str | bytes) -> None:
+    await session.handle(frame)
+    while session._tasks:
+        await asyncio.gather(*list(session._tasks), return_exceptions=True)
+        if all(t.get_coro().__name__ == "pump" for t in session._tasks):  # type: ignore[union-attr]
+            break
+
+
+@fuzz(400)
+@given(st.lists(client_frames, min_size=1, max_size=5))
+def test_client_api_answers_every_frame_and_changes_state_only_on_valid_writes(
+        loop: asyncio.AbstractEventLoop, batch: list[str | bytes]) -> None:
+    replica, session, conn = _client_victim()
+    for frame in batch:
+        before = _snapshot(replica)
+        conn.sent.clear()
+        loop.run_until_complete(asyncio.wait_for(_answer(session, frame), 10))
+        answers = [m for m in conn.sent if "event" not in m]
+        assert len(answers) == 1, (frame, conn.sent)
+        answer = answers[0]
+        after = _snapshot(replica)
+        if not answer["ok"]:
+            assert answer["error"]["code"] in ERROR_CODES, answer
+            assert answer["error"]["code"] not in ("internal", "timeout"), answer
+            assert after == before, (frame, answer)
+        elif orjson.loads(frame).get("op") in READS:
+            assert after == before
+        for blob in after.values():
+            decode(blob)  # whatever a client wrote, every peer can decode
+    for task in list(session._tasks):
+        task.cancel()
+    conn.sent.clear()
+    loop.run_until_complete(_answer(session, '{"id": 1, "op": "get", "key": "c"}'))
+    assert conn.sent[-1]["ok"] and conn.sent[-1]["value"] == replica.get("c")
+    replica.close()
