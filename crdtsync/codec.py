@@ -32,6 +32,7 @@ __all__ = [
     "check_key",
     "dumps",
     "check_int",
+    "check_text",
     "check_replica",
     "check_dot",
     "check_element",
@@ -133,6 +134,13 @@ def from_envelope(obj: Any) -> Any:
 # -- validation helpers (raise ValueError/TypeError; decode wraps them in DecodeError) ----------
 
 
+def check_text(x: str) -> str:
+    """Return ``x`` if it can be encoded as UTF-8 (no lone surrogates); raise ValueError."""
+    if not x.isascii():
+        x.encode("utf-8")  # UnicodeEncodeError is a ValueError
+    return x
+
+
 def check_int(x: Any, *, low: int = 0, high: int = MAX_INT) -> int:
     """Return ``x`` if it is an int (not a bool) in ``[low, high]``."""
     if type(x) is not int:
@@ -148,7 +156,7 @@ def check_replica(x: Any) -> str:
         raise TypeError(f"replica id must be a str, got {type(x).__name__}")
     if not 0 < len(x) <= MAX_REPLICA_LEN:
         raise ValueError(f"replica id must have 1 to {MAX_REPLICA_LEN} characters")
-    return x
+    return check_text(x)
 
 
 def check_key(x: Any) -> str:
@@ -157,7 +165,7 @@ def check_key(x: Any) -> str:
         raise TypeError(f"key must be a str, got {type(x).__name__}")
     if not 0 < len(x) <= MAX_KEY_LEN:
         raise ValueError(f"key must have 1 to {MAX_KEY_LEN} characters")
-    return x
+    return check_text(x)
 
 
 def check_dot(x: Any) -> Dot:
@@ -173,7 +181,7 @@ def check_element(x: Any) -> str | int:
     if t is str:
         if len(x) > MAX_ELEMENT_LEN:
             raise ValueError(f"element of {len(x)} characters exceeds {MAX_ELEMENT_LEN}")
-        return x  # type: ignore[no-any-return]
+        return check_text(x)
     if t is int:
         if not -MAX_INT - 1 <= x <= MAX_INT:
             raise ValueError(f"int element {x} out of the 64-bit range")
@@ -186,7 +194,9 @@ def check_json_value(x: Any, depth: int = 0) -> Any:
     if depth > MAX_VALUE_DEPTH:
         raise ValueError(f"value nested deeper than {MAX_VALUE_DEPTH}")
     t = type(x)
-    if x is None or t is bool or t is str:
+    if t is str:
+        return check_text(x)
+    if x is None or t is bool:
         return x
     if t is int:
         if not -MAX_INT - 1 <= x <= 2**64 - 1:
@@ -203,7 +213,7 @@ def check_json_value(x: Any, depth: int = 0) -> Any:
         for k, v in x.items():
             if type(k) is not str:
                 raise TypeError(f"object keys must be str, got {type(k).__name__}")
-            out[k] = check_json_value(v, depth + 1)
+            out[check_text(k)] = check_json_value(v, depth + 1)
         return out
     raise TypeError(f"not a JSON value: {t.__name__}")
 

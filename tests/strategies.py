@@ -50,6 +50,7 @@ __all__ = [
     "TypeSpec",
     "SPECS",
     "SPECS_BY_NAME",
+    "MIXED_KINDS",
     "Universe",
     "run_history",
     "histories",
@@ -217,7 +218,7 @@ ORMAP_NESTED = _map_spec("ormap_nested", {
 """Three levels of maps."""
 
 
-_MIXED_KINDS: dict[str, TypeSpec] = {
+MIXED_KINDS: dict[str, TypeSpec] = {
     "aworset": AWORSET, "pncounter": PNCOUNTER, "lww": LWW, "ewflag": EWFLAG,
 }
 
@@ -226,7 +227,7 @@ def _apply_mixed(m: Any, replica: str, op: tuple[Any, ...]) -> Any:
     if op[0] == "remove":
         return m.remove(replica, op[1])
     _, key, kind, inner = op
-    child = _MIXED_KINDS[kind]
+    child = MIXED_KINDS[kind]
     before = m.copy()
     try:
         return m.update(replica, key, child.cls, lambda v: child.apply(v, replica, inner))
@@ -240,7 +241,7 @@ ORMAP_MIXED = TypeSpec(
     "ormap_mixed", ORMap,
     st.one_of(
         *[st.tuples(st.just("update"), st.sampled_from(["k", 1]), st.just(kind), spec.ops)
-          for kind, spec in _MIXED_KINDS.items()],
+          for kind, spec in MIXED_KINDS.items()],
         st.tuples(st.just("remove"), st.sampled_from(["k", 1])),
     ),
     _apply_mixed,
@@ -289,21 +290,20 @@ def run_history(spec: TypeSpec, ids: list[str], steps: list[tuple[Any, ...]]) ->
     return Universe(spec, ids, states, deltas)
 
 
-def histories(spec: TypeSpec, *, max_steps: int = 14) -> st.SearchStrategy[list[Any]]:
+def histories(spec: TypeSpec, *, max_steps: int = 16) -> st.SearchStrategy[list[Any]]:
     """Random steps: ops on a replica (by index) and full-state merges between replicas."""
     index = st.integers(min_value=0, max_value=len(REPLICA_IDS) - 1)
+    op = st.tuples(st.just("op"), index, spec.ops)
     return st.lists(
-        st.one_of(
-            st.tuples(st.just("op"), index, spec.ops),
-            st.tuples(st.just("merge"), index, index),
-        ),
+        st.one_of(op, st.tuples(st.just("merge"), index, index), op),
+        min_size=min(3, max_steps),
         max_size=max_steps,
     )
 
 
 @st.composite
 def universes(draw: st.DrawFn, spec: TypeSpec, *, min_replicas: int = 2,
-              max_replicas: int = 4, max_steps: int = 14) -> Universe:
+              max_replicas: int = 4, max_steps: int = 16) -> Universe:
     """Run a random history on ``min_replicas .. max_replicas`` replicas with distinct ids."""
     n = draw(st.integers(min_value=min_replicas, max_value=max_replicas))
     ids = draw(st.permutations(REPLICA_IDS))[:n]
@@ -311,7 +311,7 @@ def universes(draw: st.DrawFn, spec: TypeSpec, *, min_replicas: int = 2,
 
 
 def reachable_states(spec: TypeSpec, n: int = 3, *,
-                     max_steps: int = 14) -> st.SearchStrategy[list[Any]]:
+                     max_steps: int = 16) -> st.SearchStrategy[list[Any]]:
     """``n`` states of one universe (the states of ``n`` replicas after a random history)."""
     return universes(spec, min_replicas=n, max_replicas=n + 1,
                      max_steps=max_steps).map(lambda u: u.states[:n])
@@ -326,7 +326,7 @@ def op_sequences(spec: TypeSpec, *, max_size: int = 12,
 
 @st.composite
 def states_and_ops(draw: st.DrawFn, spec: TypeSpec, *,
-                   max_steps: int = 14) -> tuple[Any, str, tuple[Any, ...]]:
+                   max_steps: int = 16) -> tuple[Any, str, tuple[Any, ...]]:
     """A reachable state, the id of the replica that holds it, and an op for it to run."""
     u = draw(universes(spec, max_steps=max_steps))
     i = draw(st.integers(min_value=0, max_value=len(u.ids) - 1))

@@ -73,6 +73,20 @@ def release(key: str | None) -> None:
         os.close(held[0])
 
 
+def _forget_after_fork() -> None:
+    # A fork child does not inherit record locks, only the descriptors: it holds nothing.
+    for fd, _ in _held.values():
+        try:
+            os.close(fd)  # closing the child's copy leaves the parent's lock in place
+        except OSError:
+            pass
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def _open(name: str, path: str) -> int:
     try:
         return os.open(name, os.O_RDWR | os.O_CREAT, 0o644)

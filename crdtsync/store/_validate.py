@@ -146,7 +146,10 @@ def check_against(
     ``stored_tag(key)`` returns the tag a key holds (None: a new key); ``next_seq`` is the
     lowest log seq the store still accepts (one above every seq it ever held).
     """
+    rebased = {key for key, _, _ in prepared.bases}
     for key, tag in prepared.tags.items():
+        if key in rebased:
+            continue  # a base replaces the key whole, its type included
         stored = stored_tag(key)
         if stored is not None and stored != tag:
             raise ValueError(f"key {key!r} holds type {stored!r}, not {tag!r}")

@@ -47,7 +47,8 @@ class KeyRecord:
 class Commit:
     """One atomic unit of durable change.
 
-    - ``bases``: key -> (tag, full state bytes); replaces the key's base and drops its deltas;
+    - ``bases``: key -> (tag, full state bytes); replaces the key whole (its tag too: the
+      replica's rule for concurrent creation with different types) and drops its deltas;
     - ``deltas``: key -> (tag, delta bytes); appended to the key's chain (after ``bases``);
     - ``log``: delta-log entries to append, seqs strictly increasing and above every seq
       ever stored, trimmed ones included (see :meth:`Store.next_seq`);

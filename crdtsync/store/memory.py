@@ -140,7 +140,7 @@ class MemoryStore:
             if entry is None:
                 self._keys[key] = _Key(tag, base, appended)
             elif reset:
-                entry.base, entry.deltas = base, appended
+                entry.tag, entry.base, entry.deltas = tag, base, appended
             else:
                 entry.deltas.extend(appended)
         if staged.log:

@@ -44,7 +44,7 @@ _INT64 = 2**63 - 1
 
 _UPSERT_BASE = (
     "INSERT INTO kv (key, tag, base) VALUES (?, ?, ?)"
-    " ON CONFLICT (key) DO UPDATE SET base = excluded.base"
+    " ON CONFLICT (key) DO UPDATE SET tag = excluded.tag, base = excluded.base"
 )
 _ENSURE_KEY = "INSERT INTO kv (key, tag, base) VALUES (?, ?, NULL) ON CONFLICT (key) DO NOTHING"
 _APPEND_DELTA = (

@@ -65,7 +65,7 @@ class GCounter(Crdt):
 
     def increment(self, replica: str, by: int = 1) -> GCounter:
         """Add ``by`` (a positive int) on behalf of ``replica``; return the delta."""
-        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN:
+        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN or not replica.isascii():
             check_replica(replica)
         if type(by) is not int or by <= 0:
             check_amount(by)
@@ -136,7 +136,7 @@ class PNCounter(Crdt):
 
     def increment(self, replica: str, by: int = 1) -> PNCounter:
         """Add ``by`` (a positive int) on behalf of ``replica``; return the delta."""
-        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN:
+        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN or not replica.isascii():
             check_replica(replica)
         if type(by) is not int or by <= 0:
             check_amount(by)
@@ -148,7 +148,7 @@ class PNCounter(Crdt):
 
     def decrement(self, replica: str, by: int = 1) -> PNCounter:
         """Subtract ``by`` (a positive int) on behalf of ``replica``; return the delta."""
-        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN:
+        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN or not replica.isascii():
             check_replica(replica)
         if type(by) is not int or by <= 0:
             check_amount(by)

@@ -35,6 +35,8 @@ def check_timestamp(timestamp: Any) -> int:
 def _private(value: Any) -> Any:
     """Validate a register value, copying containers so later caller edits cannot leak in."""
     t = type(value)
+    if t is str and not value.isascii():
+        value.encode("utf-8")  # lone surrogates cannot be encoded: ValueError
     if value is None or t is int or t is str or t is bool:
         if t is int and not -(2**63) <= value <= 2**64 - 1:
             raise ValueError(f"int value {value} out of the 64-bit range")
@@ -59,7 +61,7 @@ class LWWRegister(Crdt):
 
         If the register already holds a later write, the register keeps it (this write lost).
         """
-        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN:
+        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN or not replica.isascii():
             check_replica(replica)
         ts = (timestamp if type(timestamp) is int and 0 <= timestamp <= MAX_INT
               else check_timestamp(timestamp))

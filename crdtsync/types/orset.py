@@ -20,6 +20,8 @@ from typing import Any
 
 from crdtsync.causal import CausalContext, Dot, DotMap
 from crdtsync.codec import (
+    MAX_ELEMENT_LEN,
+    MAX_REPLICA_LEN,
     check_dot,
     check_element,
     check_replica,
@@ -43,9 +45,9 @@ class _ORSet(CausalCrdt):
 
     def _tag(self, replica: str, element: Any, payload: Any) -> Any:
         """Give ``element`` one fresh dot (with ``payload`` for a DotFun); return the delta."""
-        if type(element) is not str:
+        if type(element) is not str or len(element) > MAX_ELEMENT_LEN or not element.isascii():
             check_element(element)
-        if type(replica) is not str:
+        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN or not replica.isascii():
             check_replica(replica)
         store = self._store
         owner = store.owner

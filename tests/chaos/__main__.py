@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from .harness import RunResult, replay_command, run
@@ -47,7 +48,59 @@ def _line(k: int, total: int, r: RunResult) -> str:
     return (f"[{k:>{len(str(total))}}/{total}] seed {s.seed}: {s.replicas} replicas, "
             f"{faults} faults{' (skew)' if s.skewed else ''}, {len(r.history)} ops "
             f"({rep.counts.get('unknown', 0)} unknown), lost {rep.lost}, heal->converged "
-            f"{conv}: {verdict}")
+            f"{conv}{'' if r.diverged_at_heal else ' (equal at heal)'}"
+            f"{'' if r.quiet else ' (acks still lagging)'}: {verdict}")
+
+
+class _Summary:
+    """Totals over the schedules run so far."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.seeds: list[int] = []
+        self.converge: list[float] = []
+        self.converge_diverged: list[float] = []
+        self.failed: list[int] = []
+        self.errors: list[int] = []
+        self.lost = self.divergent = self.ops = self.unknown = self.overtaken = 0
+        self.lagging = 0
+
+    def add(self, r: RunResult) -> None:
+        rep = r.report
+        self.seeds.append(r.schedule.seed)
+        self.lost += rep.lost
+        self.divergent += rep.divergent
+        self.ops += len(r.history)
+        self.unknown += rep.counts.get("unknown", 0)
+        self.overtaken += rep.overtaken
+        self.lagging += not r.quiet
+        if rep.converged_after is not None:
+            self.converge.append(rep.converged_after)
+            if r.diverged_at_heal:
+                self.converge_diverged.append(rep.converged_after)
+        if not rep.ok:
+            self.failed.append(r.schedule.seed)
+
+    def text(self) -> str:
+        n, conv = len(self.seeds), self.converge
+        seeds = f"seeds {min(self.seeds)}..{max(self.seeds)}" if self.seeds else "no seeds"
+        lines = [f"{n} schedules ({seeds}) in {time.monotonic() - self.started:.0f} s: "
+                 f"{self.ops} ops ({self.unknown} unknown)",
+                 f"lost writes: {self.lost}; divergent schedules: {self.divergent}; failed "
+                 f"schedules: {len(self.failed)}{' ' + str(self.failed) if self.failed else ''}"]
+        for label, values in (("all schedules", conv),
+                              ("replicas still apart at the heal", self.converge_diverged)):
+            if values:
+                lines.append(f"heal->converged, {label} ({len(values)}): p50 "
+                             f"{percentile(values, 50):.2f} s, p99 {percentile(values, 99):.2f} "
+                             f"s, max {max(values):.2f} s; <= 2 s (target): "
+                             f"{sum(c <= 2 for c in values)}")
+        if self.errors:
+            lines.append(f"harness errors (no verdict): {self.errors}")
+        lines.append(f"acks still lagging 10 s after convergence: {self.lagging} schedules")
+        lines.append(f"LWW: {self.overtaken} acknowledged register writes lost to a write that "
+                     "completed before they were invoked (HLC order under partitions and skew)")
+        return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,41 +109,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.schedules < 1:
         print("--schedules must be >= 1", file=sys.stderr)
         return 2
-    started = time.monotonic()
-    converge: list[float] = []
-    failed: list[int] = []
-    lost = divergent = ops = unknown = overtaken = 0
-    for k, seed in enumerate(range(args.seed, args.seed + args.schedules), 1):
-        schedule = make_schedule(seed, replicas=args.replicas, duration=args.duration)
-        root = Path(tempfile.mkdtemp(prefix=f"crdtsync-chaos-{seed}-"))
-        result = run(schedule, root)
-        rep = result.report
-        print(_line(k, args.schedules, result), flush=True)
-        lost += rep.lost
-        divergent += rep.divergent
-        ops += len(result.history)
-        unknown += rep.counts.get("unknown", 0)
-        overtaken += rep.overtaken
-        if rep.converged_after is not None:
-            converge.append(rep.converged_after)
-        if rep.ok and not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-        elif not rep.ok:
-            failed.append(seed)
-            cmd = replay_command(schedule, fixed_replicas=args.replicas is not None)
-            print(result.text(cmd), flush=True)
-    elapsed = time.monotonic() - started
-    print(f"\n{args.schedules} schedules (seeds {args.seed}..{args.seed + args.schedules - 1})"
-          f" in {elapsed:.0f} s: {ops} ops ({unknown} unknown)")
-    print(f"lost writes: {lost}; divergent schedules: {divergent}; failed schedules: "
-          f"{len(failed)}{' ' + str(failed) if failed else ''}")
-    if converge:
-        print(f"heal->converged: p50 {percentile(converge, 50):.2f} s, p99 "
-              f"{percentile(converge, 99):.2f} s, max {max(converge):.2f} s "
-              f"({len(converge)} schedules)")
-    print(f"LWW: {overtaken} acknowledged register writes lost to a write that completed "
-          "before they were invoked (HLC order under partitions and clock skew)")
-    return 1 if failed else 0
+    summary = _Summary()
+    try:
+        for k, seed in enumerate(range(args.seed, args.seed + args.schedules), 1):
+            schedule = make_schedule(seed, replicas=args.replicas, duration=args.duration)
+            root = Path(tempfile.mkdtemp(prefix=f"crdtsync-chaos-{seed}-"))
+            try:
+                result = run(schedule, root)
+            except Exception:  # noqa: BLE001 - report the seed, go on with the next one
+                summary.errors.append(seed)
+                print(f"[{k}/{args.schedules}] seed {seed}: HARNESS ERROR (data in {root})\n"
+                      f"{traceback.format_exc()}replay: {replay_command(schedule)}", flush=True)
+                continue
+            summary.add(result)
+            print(_line(k, args.schedules, result), flush=True)
+            if not result.report.ok:
+                cmd = replay_command(schedule, fixed_replicas=args.replicas is not None)
+                print(result.text(cmd), flush=True)
+            elif not args.keep:
+                shutil.rmtree(root, ignore_errors=True)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    print()
+    print(summary.text())
+    return 1 if summary.failed or summary.errors else 0
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ class RunResult:
     root: Path
     events: list[str] = field(default_factory=list)
     quiet: bool = True
+    diverged_at_heal: bool = True
 
     def text(self, replay: str) -> str:
         """The failure report: schedule, verdict, nemesis log, replay command, logs."""
@@ -220,31 +221,45 @@ async def _read_all(cluster: ChaosCluster, clients: dict[int, Client]) -> dict[s
     return out
 
 
-async def _await_convergence(cluster: ChaosCluster, bound: float) -> tuple[float | None, str]:
-    """Seconds until every replica reads equal values for every key (None: not in bound)."""
+@dataclass
+class _Convergence:
+    seconds: float | None = None  # None: not within the bound
+    polls: int = 0
+    last: str = ""  # the last unequal reads
+
+    @property
+    def diverged_at_heal(self) -> bool:
+        """True if the replicas still read differently at the first poll after the heal."""
+        return self.polls > 1 or self.seconds is None
+
+
+async def _await_convergence(cluster: ChaosCluster, bound: float) -> _Convergence:
+    """Poll until every replica reads equal values for every key (bounded by ``bound`` s)."""
     start = time.monotonic()
     clients: dict[int, Client] = {}
-    last = ""
+    out = _Convergence()
     try:
         for _ in range(int(bound / 0.02) + 1):
             if time.monotonic() - start > bound:
                 break
+            out.polls += 1
             try:
                 reads = await _read_all(cluster, clients)
             except Exception as exc:  # noqa: BLE001 - a replica still starting: retry
-                last = f"read failed: {exc!r}"
+                out.last = f"read failed: {exc!r}"
                 for c in clients.values():
                     c.abort()
                 clients.clear()
             else:
                 if len({repr(v) for v in reads.values()}) == 1:
-                    return time.monotonic() - start, ""
-                last = repr(reads)
+                    out.seconds = time.monotonic() - start
+                    return out
+                out.last = repr(reads)[:4000]
             await asyncio.sleep(0.02)
     finally:
         for c in clients.values():
             c.abort()
-    return None, last[:4000]
+    return out
 
 
 async def _await_quiet(cluster: ChaosCluster, bound: float) -> bool:
@@ -278,15 +293,16 @@ async def run_schedule(schedule: Schedule, root: Path, *,
                              nemesis.lane(schedule.process))
         await cluster.heal_all()
         nemesis.log("final heal")
-        converged, divergence = await _await_convergence(cluster, converge_bound)
-        nemesis.log(f"converged after {converged:.3f} s" if converged is not None
-                    else "not converged")
+        conv = await _await_convergence(cluster, converge_bound)
+        nemesis.log(f"converged after {conv.seconds:.3f} s ({conv.polls} polls)"
+                    if conv.seconds is not None else "not converged")
         quiet = await _await_quiet(cluster, 10.0)
         nemesis.log("peers acked everything" if quiet else "peers still lagging after 10 s")
     finally:
         await cluster.stop()
-    obs = _observe(cluster, root, converged, divergence)
-    return RunResult(schedule, history, obs, check(history, obs), root, events, quiet)
+    obs = _observe(cluster, root, conv.seconds, conv.last)
+    return RunResult(schedule, history, obs, check(history, obs), root, events, quiet,
+                     conv.diverged_at_heal)
 
 
 def _observe(cluster: ChaosCluster, root: Path, converged: float | None,

@@ -182,15 +182,10 @@ def test_bad_nested_and_dotfun_stores(tag: str, store: Any) -> None:
 
 @pytest.mark.parametrize("state", [
     [], [1, "a"], [1, "a", 1, 1], [-1, "a", 1], [1.0, "a", 1], [True, "a", 1], [1, "", 1],
-    [1, 1, 1], [2**63, "a", 1], [1, "a", float("inf")] if False else [1, "a", {"k": {1: 2}}],
-    {"ts": 1}, "x",
+    [1, 1, 1], [2**63, "a", 1], [1, "r" * 129, 1], {"ts": 1}, "x",
 ])
 def test_bad_lww(state: Any) -> None:
-    try:
-        data = env("lww", state)
-    except TypeError:  # not even serialisable: nothing to decode
-        return
-    assert_rejected(data)
+    assert_rejected(env("lww", state))
 
 
 def _nested_value(depth: int) -> Any:
@@ -419,12 +414,14 @@ def test_random_bytes_never_raise_anything_but_decode_error(data: bytes) -> None
     assert decode(encode(y)) == y
 
 
-@pytest.mark.xfail(strict=True, reason="mutators accept str with lone surrogates (orset.py "
-                   "fast path, check_element, lww/mv values); encode then raises TypeError")
 def test_strings_that_cannot_be_utf8_are_refused_by_the_mutator() -> None:
     s = AWORSet()
-    try:
+    with pytest.raises(ValueError):
         s.add("a", "\ud800")
-    except (TypeError, ValueError):
-        return
-    assert decode(encode(s)) == s
+    with pytest.raises(ValueError):
+        s.add("\udfff", "x")
+    with pytest.raises(ValueError):
+        LWWRegister().assign("a", {"k": "\ud800"}, 1)
+    with pytest.raises(ValueError):
+        LWWRegister().assign("a", "\ud800", 1)
+    assert s.is_bottom()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -165,3 +166,24 @@ def test_a_file_path_with_uri_characters_works(tmp_path: Path) -> None:
         store.commit(Commit(meta={"ok": True}))
     with SQLiteStore(path, create=False) as store:
         assert store.meta() == {"ok": True}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_does_not_inherit_the_lock(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    store = SQLiteStore(path)
+    pid = os.fork()
+    if pid == 0:  # the child: opening must fail, the parent still holds the file
+        try:
+            SQLiteStore(path)
+            code = 1
+        except StoreError:
+            code = 0
+        except BaseException:
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    store.commit(Commit(meta={"still": "mine"}))  # and the parent's lock is intact
+    assert "in use" in _open_elsewhere(path)
+    store.close()

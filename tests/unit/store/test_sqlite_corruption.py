@@ -166,9 +166,7 @@ def test_the_healthy_copy_opens(healthy: Path, tmp_path: Path) -> None:
         assert store.meta()["count"] == 299
 
 
-def test_quick_check_finds_damage_that_opening_does_not_read(
-    healthy: Path, tmp_path: Path
-) -> None:
+def test_quick_check_finds_damage_that_opening_does_not_read(healthy: Path, tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     shutil.copyfile(healthy, path)
     _overwrite(lambda p: _root_page("log")(p) + 8, b"\xff" * 16)(path)

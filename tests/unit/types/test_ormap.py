@@ -80,7 +80,7 @@ def test_readd_after_remove() -> None:
 def test_remove_vs_concurrent_counter_increment() -> None:
     a, b, c = ORMap(), ORMap(), ORMap()
     d1 = inc(a, "a", "n", 5)
-    d2 = inc(c, "c", "n", 3)
+    inc(c, "c", "n", 3)
     b.merge(d1)
     b.remove("b", "n")          # saw a's 5, not c's 3
     inc(a, "a", "n", 1)         # concurrent with the remove

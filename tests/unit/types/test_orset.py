@@ -142,8 +142,6 @@ def test_add_rejects_non_str_replicas(cls: type, replica: object, error: type) -
     assert s.is_bottom()
 
 
-@pytest.mark.xfail(strict=True, reason="orset.py _tag fast path skips the length checks of "
-                   "check_replica: '' and 129-char ids are accepted, then decode rejects them")
 @ORSETS
 @pytest.mark.parametrize(("replica", "error"), BAD_REPLICA_STRINGS)
 def test_add_rejects_invalid_replica_strings(cls: type, replica: str, error: type) -> None:
@@ -152,8 +150,6 @@ def test_add_rejects_invalid_replica_strings(cls: type, replica: str, error: typ
         s.add(replica, "x")
 
 
-@pytest.mark.xfail(strict=True, reason="orset.py _tag fast path skips check_element for str: "
-                   "elements over 4096 chars are accepted (remove refuses them, decode too)")
 @ORSETS
 def test_add_rejects_oversized_string_elements(cls: type) -> None:
     s = cls()
