@@ -18,7 +18,9 @@ from typing import NamedTuple
 
 from crdtsync.errors import ClockSkewError
 
-__all__ = ["HybridLogicalClock", "HLCTimestamp", "pack", "unpack", "LOGICAL_BITS", "DEFAULT_MAX_DRIFT_MS"]
+__all__ = [
+    "HybridLogicalClock", "HLCTimestamp", "pack", "unpack", "LOGICAL_BITS", "DEFAULT_MAX_DRIFT_MS",
+]
 
 LOGICAL_BITS = 16
 _LOGICAL_MASK = (1 << LOGICAL_BITS) - 1

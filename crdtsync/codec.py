@@ -34,6 +34,8 @@ __all__ = [
     "check_int",
     "check_text",
     "check_replica",
+    "remember_replica",
+    "KNOWN_REPLICAS",
     "check_dot",
     "check_element",
     "check_json_value",
@@ -166,6 +168,18 @@ def check_key(x: Any) -> str:
     if not 0 < len(x) <= MAX_KEY_LEN:
         raise ValueError(f"key must have 1 to {MAX_KEY_LEN} characters")
     return check_text(x)
+
+
+KNOWN_REPLICAS: set[str] = set()
+"""Replica ids that passed :func:`check_replica` (mutators' fast path: one set lookup)."""
+
+
+def remember_replica(x: Any) -> str:
+    """Validate ``x`` as a replica id and remember it (at most 4,096 are remembered)."""
+    check_replica(x)
+    if len(KNOWN_REPLICAS) < 4096:
+        KNOWN_REPLICAS.add(x)
+    return x  # type: ignore[no-any-return]
 
 
 def check_dot(x: Any) -> Dot:

@@ -80,7 +80,10 @@ def load_bases(store: Any, *, label: str) -> tuple[dict[str, Crdt], dict[str, in
     return data, sizes
 
 
-def load_log(store: Any, start: int, *, label: str) -> list[tuple[int, str | None, dict[str, Crdt], int]]:
+LogRecord = tuple[int, str | None, dict[str, Crdt], int]
+
+
+def load_log(store: Any, start: int, *, label: str) -> list[LogRecord]:
     """Decode the log entries from ``start``: (seq, origin, group, encoded size)."""
     out = []
     for entry in store.log(start):

@@ -321,7 +321,8 @@ class Replica(Handles):
 
     # -- remote deltas ----------------------------------------------------------------------
 
-    def apply_remote(self, group: dict[str, Crdt], origin: str, token: Any = None) -> dict[str, Crdt]:
+    def apply_remote(self, group: dict[str, Crdt], origin: str,
+                     token: Any = None) -> dict[str, Crdt]:
         """Join a delta group received from ``origin``; return the part that was new here.
 
         The new part is committed with the next commit as a log entry with this origin
@@ -536,7 +537,8 @@ class Replica(Handles):
 
     # -- subscriptions ----------------------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[str, Any], None], prefix: str = "") -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[str, Any], None],
+                  prefix: str = "") -> Callable[[], None]:
         """Call ``callback(key, value)`` after each commit that changed a key with ``prefix``.
 
         Local and remote changes are both reported, once durable. Returns a function that

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crdtsync.codec import MAX_INT, MAX_REPLICA_LEN, check_int, check_replica
+from crdtsync.codec import KNOWN_REPLICAS, MAX_INT, check_int, check_replica, remember_replica
 from crdtsync.types.base import Crdt, register
 
 __all__ = ["GCounter", "PNCounter", "check_amount"]
@@ -65,8 +65,8 @@ class GCounter(Crdt):
 
     def increment(self, replica: str, by: int = 1) -> GCounter:
         """Add ``by`` (a positive int) on behalf of ``replica``; return the delta."""
-        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN or not replica.isascii():
-            check_replica(replica)
+        if replica not in KNOWN_REPLICAS:
+            remember_replica(replica)
         if type(by) is not int or by <= 0:
             check_amount(by)
         n = _bump(self._p, replica, by)
@@ -136,8 +136,8 @@ class PNCounter(Crdt):
 
     def increment(self, replica: str, by: int = 1) -> PNCounter:
         """Add ``by`` (a positive int) on behalf of ``replica``; return the delta."""
-        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN or not replica.isascii():
-            check_replica(replica)
+        if replica not in KNOWN_REPLICAS:
+            remember_replica(replica)
         if type(by) is not int or by <= 0:
             check_amount(by)
         n = _bump(self._p, replica, by)
@@ -148,8 +148,8 @@ class PNCounter(Crdt):
 
     def decrement(self, replica: str, by: int = 1) -> PNCounter:
         """Subtract ``by`` (a positive int) on behalf of ``replica``; return the delta."""
-        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN or not replica.isascii():
-            check_replica(replica)
+        if replica not in KNOWN_REPLICAS:
+            remember_replica(replica)
         if type(by) is not int or by <= 0:
             check_amount(by)
         n = _bump(self._n, replica, by)

@@ -13,12 +13,13 @@ from typing import Any
 
 from crdtsync.clock import HLCTimestamp, pack
 from crdtsync.codec import (
+    KNOWN_REPLICAS,
     MAX_INT,
-    MAX_REPLICA_LEN,
     check_int,
     check_json_value,
     check_replica,
     dumps,
+    remember_replica,
 )
 from crdtsync.types.base import Crdt, register
 
@@ -61,8 +62,8 @@ class LWWRegister(Crdt):
 
         If the register already holds a later write, the register keeps it (this write lost).
         """
-        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN or not replica.isascii():
-            check_replica(replica)
+        if replica not in KNOWN_REPLICAS:
+            remember_replica(replica)
         ts = (timestamp if type(timestamp) is int and 0 <= timestamp <= MAX_INT
               else check_timestamp(timestamp))
         delta = LWWRegister.__new__(LWWRegister)

@@ -20,14 +20,15 @@ from typing import Any
 
 from crdtsync.causal import CausalContext, Dot, DotMap
 from crdtsync.codec import (
+    KNOWN_REPLICAS,
     MAX_ELEMENT_LEN,
-    MAX_REPLICA_LEN,
     check_dot,
     check_element,
     check_replica,
     dotmap_from_json,
     dotset_from_json,
     element_order,
+    remember_replica,
     sorted_dots,
 )
 from crdtsync.types.base import CausalCrdt, register
@@ -45,10 +46,11 @@ class _ORSet(CausalCrdt):
 
     def _tag(self, replica: str, element: Any, payload: Any) -> Any:
         """Give ``element`` one fresh dot (with ``payload`` for a DotFun); return the delta."""
-        if type(element) is not str or len(element) > MAX_ELEMENT_LEN or not element.isascii():
+        if (type(element) is not str or len(element) > MAX_ELEMENT_LEN
+                or not element.isascii()):
             check_element(element)
-        if type(replica) is not str or not 0 < len(replica) <= MAX_REPLICA_LEN or not replica.isascii():
-            check_replica(replica)
+        if replica not in KNOWN_REPLICAS:
+            remember_replica(replica)
         store = self._store
         owner = store.owner
         dot = self._ctx.next_dot(replica)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import traceback
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,12 @@ DURATION = float(os.environ.get("CRDTSYNC_CHAOS_DURATION", "5"))
 
 def _run(seed: int, root: Path) -> RunResult:
     schedule = make_schedule(seed, replicas=REPLICAS, duration=DURATION)
-    result = run(schedule, root)
+    cmd = replay_command(schedule, fixed_replicas=REPLICAS is not None)
+    try:
+        result = run(schedule, root)
+    except Exception:
+        pytest.fail(f"chaos schedule {seed}: harness error\n{traceback.format_exc()}"
+                    f"replay: {cmd}\nserver logs and data: {root}", pytrace=False)
     rep = result.report
     print(f"seed {seed}: {len(result.history)} ops, heal->converged "
           f"{rep.converged_after}, lost {rep.lost}, divergent {rep.divergent}")
@@ -40,7 +46,6 @@ def _run(seed: int, root: Path) -> RunResult:
         keep = Path(tempfile.mkdtemp(prefix=f"crdtsync-chaos-seed{seed}-"))
         shutil.copytree(root, keep, dirs_exist_ok=True)
         result.root = keep
-        cmd = replay_command(schedule, fixed_replicas=REPLICAS is not None)
         pytest.fail(f"chaos schedule {seed} broke the rules\n{result.text(cmd)}", pytrace=False)
     return result
 
