@@ -222,6 +222,11 @@ class _Group:
         return _med([r["ops_per_s"] for r in self.good]) if self.good else None
 
     @property
+    def cpu_ops_s(self) -> float | None:
+        xs = [r["ops"] / r["cpu_seconds"] for r in self.good if r.get("cpu_seconds")]
+        return _med(xs) if xs else None
+
+    @property
     def nbytes(self) -> float | None:
         b = [x for r in self.good if (x := _row_bytes(r)) is not None]
         return _med(b) if b else None
@@ -232,8 +237,11 @@ def _ratio(x: float | None, best: tuple[str, float] | None, me: str) -> str:
         return "–"
     lib, ref = best
     if lib == me:
-        return "1.00 (best peer)"
-    return f"{x / ref:.2f}× {lib}" if ref else "–"
+        return "1.00 (best)"
+    if not ref:
+        return "–"
+    r = x / ref
+    return f"{r:.2f}× {lib}" if r >= 0.1 else f"{r:.2g}× {lib}"
 
 
 def summarize(rows: list[dict[str, Any]]) -> str:
@@ -278,6 +286,8 @@ def summarize(rows: list[dict[str, Any]]) -> str:
         fast = [(g.lib, g.ops_s) for g in peers if g.ops_s is not None]
         small = [(g.lib, g.nbytes) for g in peers if g.nbytes is not None]
         best_ops = max(fast, key=lambda t: t[1]) if fast else None
+        fast_cpu = [(g.lib, g.cpu_ops_s) for g in peers if g.cpu_ops_s is not None]
+        best_cpu = max(fast_cpu, key=lambda t: t[1]) if fast_cpu else None
         best_bytes = min(small, key=lambda t: t[1]) if small else None
         what = "state" if wl in STATE_BYTES_WORKLOADS else "sent"
         head = f"\n### {wl}: {WORKLOAD_TITLES.get(wl, '')}"
@@ -306,7 +316,8 @@ def summarize(rows: list[dict[str, Any]]) -> str:
             out.append(
                 f"| {g.lib} | {g.good[0].get('version', '–')} | {len(g.good)} | "
                 f"{_range(secs, _secs)} | {cpu} | {_range(opss, _int)} | "
-                f"{_ratio(g.ops_s, best_ops, g.lib)} | "
+                f"{_ratio(g.ops_s, best_ops, g.lib)}; "
+                f"CPU: {_ratio(g.cpu_ops_s, best_cpu, g.lib)} | "
                 f"{_range(b, _int) if b else '–'} | {_ratio(g.nbytes, best_bytes, g.lib)} | "
                 f"{_range(rss, lambda x: f'{x:.1f}')} | {drss:.1f} | {check} |")
             ex = _extras(g.good)
@@ -353,7 +364,9 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> st
                         "itself adds about 1; more means other work shared the CPUs)")
         head.append("- versions: " + ", ".join(f"{k} {x}" for k, x in v.items()))
         head.append("- medians over runs, [min–max] when they differ; ratios compare medians "
-                    "with the best peer (fastest ops/s, smallest bytes); peak RSS = ru_maxrss "
+                    "with the best peer (fastest ops/s, smallest bytes); \"CPU:\" is the same "
+                    "ratio on process CPU time (ops / cpu_seconds), steadier when other work "
+                    "shares the machine; peak RSS = ru_maxrss "
                     "after the check and encodings, its high-water mark reset just before the "
                     "timed part (field peak_rss_since); ΔRSS = peak RSS − RSS before the timed "
                     "part\n")

@@ -55,6 +55,8 @@ class CausalContext:
         self.cloud: dict[str, set[int]] = {}
 
     def __contains__(self, dot: object) -> bool:
+        replica: str
+        seq: int
         replica, seq = dot  # type: ignore[misc]
         if seq <= self.vv.get(replica, 0):
             return True
@@ -235,7 +237,8 @@ def store_dots(store: Any) -> Iterable[Dot]:
     """Return the dots held by a dot store."""
     if isinstance(store, DotMap):
         return store.owner.keys()
-    return store  # a set iterates its dots, a dict its keys (the dots)
+    dots: Iterable[Dot] = store  # a set iterates its dots, a dict its keys (the dots)
+    return dots
 
 
 def store_is_bottom(store: Any) -> bool:
@@ -262,7 +265,7 @@ def seen_dots(store: Any, ctx: CausalContext) -> set[Dot]:
     if not size:
         return set()
     if len(ctx) < size:
-        return {d for d in ctx.dots() if d in dots}  # type: ignore[operator]
+        return {d for d in ctx.dots() if d in dots}
     return {d for d in dots if d in ctx}
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sortedcontainers import SortedList
+from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from crdtsync.clock import DEFAULT_MAX_DRIFT_MS, HybridLogicalClock
 from crdtsync.codec import MAX_INT, check_key, encode, encode_group
@@ -250,10 +250,9 @@ class Replica(Handles):
 
     def _apply_local(self, key: str, kind: type[Crdt], fn: Callable[[Any], Crdt]) -> Crdt:
         """Run mutator ``fn`` on ``key`` (created as ``kind`` if absent); return the delta."""
-        x = self._prepare(key, kind)
-        fresh = x is None
-        if fresh:
-            x = kind()
+        found = self._prepare(key, kind)
+        fresh = found is None
+        x = kind() if found is None else found
         delta = fn(x)
         if fresh:
             self._data[key] = x

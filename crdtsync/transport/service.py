@@ -260,6 +260,8 @@ class SyncService:
         return link.delivered and time.monotonic() - opened >= GOOD_LINK_SECONDS
 
     def _deliver(self, key: Hashable, link: Link, frame: bytes) -> None:
+        if link.closing:
+            return  # the engine closed this link; what still arrives on it is moot
         try:
             message = decode_message(frame)
         except DecodeError as exc:

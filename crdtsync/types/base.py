@@ -148,7 +148,8 @@ class CausalCrdt(Crdt):
         self._ctx.merge(other._ctx)
 
     def copy(self: T) -> T:
-        return type(self)._view(store_copy(self._store), self._ctx.copy())  # type: ignore[attr-defined]
+        new: T = type(self)._view(store_copy(self._store), self._ctx.copy())  # type: ignore[attr-defined]
+        return new
 
     def is_bottom(self) -> bool:
         return store_is_bottom(self._store) and self._ctx.is_empty()
@@ -173,7 +174,7 @@ class CausalCrdt(Crdt):
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._store == other._store and self._ctx == other._ctx  # type: ignore[attr-defined]
+        return bool(self._store == other._store and self._ctx == other._ctx)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -192,4 +193,5 @@ class CausalCrdt(Crdt):
         return cls._view(store, ctx)  # type: ignore[attr-defined, no-any-return]
 
     def _delta(self: T, store: Any, ctx: CausalContext) -> T:
-        return type(self)._view(store, ctx)  # type: ignore[attr-defined]
+        new: T = type(self)._view(store, ctx)  # type: ignore[attr-defined]
+        return new

@@ -100,7 +100,7 @@ class LWWRegister(Crdt):
     def novel(self, delta: Any) -> LWWRegister | None:
         probe = self.copy()
         probe.merge(delta)
-        return None if probe == self else delta  # type: ignore[no-any-return]
+        return None if probe == self else delta
 
     def copy(self) -> LWWRegister:
         new = LWWRegister.__new__(LWWRegister)

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crdtsync.causal import CausalContext, DotMap, store_is_bottom
 from crdtsync.codec import decode, encode
-from crdtsync.types import join
+from crdtsync.types import CausalCrdt, join
 from tests.strategies import (
     SPECS,
     TypeSpec,
@@ -200,3 +201,42 @@ def test_novel_part_joins_like_the_whole_delta(spec: TypeSpec, data: st.DataObje
     else:
         assert join(x, part) == join(x, d)
     assert encode(d) == d_bytes
+
+
+def _check_dotmap_index(dm: DotMap) -> None:
+    """Every dot beneath ``dm`` is indexed to its key exactly once; no key holds bottom."""
+    expected: dict[Any, Any] = {}
+    for key, nested in dm.entries.items():
+        assert not store_is_bottom(nested), f"bottom entry under {key!r}"
+        if isinstance(nested, DotMap):
+            _check_dotmap_index(nested)
+            dots: Any = nested.owner.keys()
+        else:
+            dots = nested
+        for dot in dots:
+            assert dot not in expected, f"dot {dot} held twice"
+            expected[dot] = key
+    assert dm.owner == expected
+
+
+def _check_context_normalised(ctx: CausalContext) -> None:
+    for replica, n in ctx.vv.items():
+        assert n >= 1 and n + 1 not in ctx.cloud.get(replica, set())
+    for replica, extra in ctx.cloud.items():
+        assert extra and min(extra) > ctx.vv.get(replica, 0) + 1
+
+
+@specs
+@given(data=st.data())
+def test_reachable_states_and_deltas_keep_the_causal_invariants(spec: TypeSpec,
+                                                                data: st.DataObject) -> None:
+    u = data.draw(universes(spec))
+    values = [*u.states, *(d for _, d in u.deltas), u.join_all()]
+    for x in values:
+        if not isinstance(x, CausalCrdt):
+            return
+        _check_context_normalised(x.context)
+        for dot in (x._store.owner if isinstance(x._store, DotMap) else x._store):
+            assert dot in x.context, f"live dot {dot} outside the context"
+        if isinstance(x._store, DotMap):
+            _check_dotmap_index(x._store)

@@ -149,6 +149,8 @@ class _Pump:
         try:
             self.service._deliver(self.key, self.link, frame)
         except (PeerError, DecodeError):  # the service drops such a link
+            self.link.close_after_sends()
+        if self.link.closing:  # dropped, or closed by the engine: the peer dials again
             self.service.engine.disconnect(self.key)
             self.service._links.pop(self.key, None)
             self.key, self.link = self.connect()
@@ -235,12 +237,17 @@ def _client_victim() -> tuple[Replica, ClientSession, _ClientConn]:
     return replica, ClientSession(_App(replica), conn), conn  # type: ignore[arg-type]
 
 
+def _pending_writes(session: ClientSession) -> list[asyncio.Task[None]]:
+    """The session's tasks but its watch pumps (which run until the session ends)."""
+    return [t for t in session._tasks
+            if getattr(t.get_coro(), "__name__", "") != "pump"]
+
+
 async def _answer(session: ClientSession, frame: str | bytes) -> None:
     await session.handle(frame)
-    while session._tasks:
-        await asyncio.gather(*list(session._tasks), return_exceptions=True)
-        if all(t.get_coro().__name__ == "pump" for t in session._tasks):  # type: ignore[union-attr]
-            break
+    while pending := _pending_writes(session):
+        await asyncio.gather(*pending, return_exceptions=True)
+    await asyncio.sleep(0)  # let watch pumps send their events
 
 
 @fuzz(400)
