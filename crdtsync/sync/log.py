@@ -10,8 +10,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
-from crdtsync.codec import decode, encode, encode_group
-from crdtsync.errors import DecodeError, LocalError
+from crdtsync.codec import encode_group
+from crdtsync.errors import LocalError
 from crdtsync.sync.messages import Group
 
 __all__ = ["Entry", "DeltaLog"]
@@ -81,7 +81,7 @@ class DeltaLog:
         Entries from ``peer`` are skipped, never sent back to it (BP, Enes et al. §V); the
         interval still covers them so the peer's cursor passes them. ``end`` grows until the
         joined entries would exceed ``max_bytes`` (at least one entry is taken), or to
-        ``stop``. See :func:`_undecodable` for the one case that shortens an interval more.
+        ``stop``.
         """
         group: Group = {}
         second: dict[str, int] = {}  # key -> seq of the second entry joined into it
@@ -98,9 +98,6 @@ class DeltaLog:
                 continue
             size += entry.size
             _join_into(group, second, entry.group, seq)
-        bad = _undecodable(group, second)
-        if bad is not None:
-            return self.collect(start, peer, max_bytes, second[bad] - 1)
         return end, group
 
     def trim(self, upto: int) -> None:
@@ -141,22 +138,3 @@ def _join_into(group: Group, second: dict[str, int], delta: Group, seq: int) -> 
             mine.merge(value)
             group[key] = mine
             second[key] = seq
-
-
-def _undecodable(group: Group, second: dict[str, int]) -> str | None:
-    """Return a joined key whose value the peer's decoder would refuse, if any.
-
-    Every entry decodes, but the join of two entries can be a lattice value that no replica
-    ever holds, which :mod:`crdtsync.codec` refuses: a map counter field with two live dots
-    of one replica, when an entry left out of the join (BP) or a stale dot carried by a
-    novel part (RR is per key) would have removed one. Only ORMap values have such checks.
-    Cutting the interval before the second entry of that key always gives a valid value.
-    """
-    for key in second:
-        value = group[key]
-        if value.TYPE == "ormap":
-            try:
-                decode(encode(value))
-            except DecodeError:
-                return key
-    return None

@@ -7,8 +7,10 @@ same mutator API as the standalone types; :meth:`ORMap.update` hands one to your
 when you ask for a ``PNCounter``, ``GCounter`` or ``LWWRegister`` field.
 
 - Counter field: DotFun dot -> (increments, decrements). Each replica keeps one live dot that
-  carries its running totals; an increment replaces it. After a map remove, a replica's next
-  increment counts from zero. An increment concurrent with a remove survives, carrying that
+  carries its running totals; an increment replaces it. (A join of deltas that skipped the
+  delta removing an older dot can hold two dots of one replica; the value counts only each
+  replica's latest dot, its running total, so such a join reads correctly too.) After a
+  map remove, a replica's next increment counts from zero. An increment concurrent with a remove survives, carrying that
   replica's totals (so the field shows that replica's contribution, not only the increment).
 - LWW field: DotFun dot -> (timestamp, replica, value). An assign replaces the dots it has
   seen by one dot holding the greater of its write and the best write it saw, so the field
@@ -74,7 +76,11 @@ class MapCounter(CausalCrdt):
 
     @classmethod
     def _store_value(cls, store: dict[Dot, tuple[int, int]]) -> int:
-        return sum(p - n for p, n in store.values())
+        latest: dict[str, Dot] = {}
+        for dot in store:
+            if dot[1] > latest.get(dot[0], ("", 0))[1]:
+                latest[dot[0]] = dot
+        return sum(store[d][0] - store[d][1] for d in latest.values())
 
     @classmethod
     def _store_to_json(cls, store: dict[Dot, tuple[int, int]]) -> Any:
@@ -89,8 +95,8 @@ class MapCounter(CausalCrdt):
             if not isinstance(item, list) or len(item) != 4:
                 raise ValueError("counter field entry must be [replica, seq, inc, dec]")
             dot = check_dot(item[:2])
-            if dot in store or any(d[0] == dot[0] for d in store):
-                raise ValueError(f"counter field holds two dots of replica {dot[0]!r}")
+            if dot in store:
+                raise ValueError(f"duplicate dot {dot}")
             store[dot] = (check_int(item[2]), check_int(item[3]))
             if cls is MapGCounter and item[3]:
                 raise ValueError("gcounter field cannot hold decrements")

@@ -1,8 +1,9 @@
 """Smoke test of the benchmark harness (bench/) at a tiny scale.
 
-The harness runs as a subprocess from the repository root: this test package is itself
-named ``bench`` under ``tests/``, so importing the harness in-process would find the wrong
-package. Nothing here looks at a time: benchmarks print figures, they never assert them.
+The harness runs exactly as a user runs it, ``python -m bench.run`` from the repository
+root (which also keeps the top-level ``bench`` package apart from this ``tests/bench``).
+It needs ``../shared/peers-bench/workloads.py`` beside the repository, as in CI. Nothing
+here looks at a time: benchmarks print figures, they never assert them.
 """
 
 from __future__ import annotations

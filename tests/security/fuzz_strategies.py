@@ -26,8 +26,8 @@ from tests.strategies import SPECS, universes
 __all__ = ["hostile_scalars", "mutated_json", "mutated_bytes", "groups", "messages",
            "frames", "requests", "client_frames", "PEERS"]
 
-PEERS = ("b.00000001", "c.00000002", "d.00000003", "us.99999999")
-"""Peer ids the fuzzed messages claim: members (b, c), an outsider (d), another 'us'."""
+PEERS = ("b.00000001", "c.00000002", "mallory.3", "us.99999999")
+"""Peer ids the fuzzed messages claim: members (b, c), an outsider, another 'us'."""
 
 hostile_scalars = st.one_of(
     st.sampled_from([0, -1, 1, 2, 2**48, 2**48 + 1, 2**62, 2**63 - 1, 2**63, 2**64 - 1,
@@ -52,6 +52,7 @@ def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 def _mutate(obj: Any, path: tuple[Any, ...], action: str, value: Any) -> Any:
+    value = copy.deepcopy(value)  # never alias a strategy's constant: it would change
     if not path:
         return value if action == "replace" else [obj] if action == "wrap" else obj
     parent = obj
@@ -104,7 +105,7 @@ _pow2 = st.sampled_from([1, 2, 4, 8])
 
 @st.composite
 def _delta(draw: st.DrawFn) -> Delta:
-    start = draw(st.integers(min_value=1, max_value=30))
+    start = draw(st.sampled_from([1, 1, 1, 1, 2]) | st.integers(min_value=1, max_value=30))
     return Delta(start, start + draw(st.integers(min_value=0, max_value=10)), draw(groups))
 
 
@@ -138,10 +139,19 @@ messages = st.one_of(
 )
 """Well-formed protocol messages with hostile content (intervals, marks, groups, cids)."""
 
+fresh_deltas = st.builds(lambda g, end: Delta(1, end, g),
+                         st.dictionaries(st.sampled_from(["k0", "k1", "k2", "post:1"]),
+                                         any_delta, min_size=1, max_size=3),
+                         st.integers(min_value=1, max_value=3))
+"""Intervals a fresh peer link applies at once (they start at 1), with non-empty groups."""
+
 frames = st.one_of(
     st.binary(max_size=300),
     messages.map(encode_message),
     mutated_bytes(messages.map(encode_message)),
+    fresh_deltas.map(encode_message),
+    fresh_deltas.map(encode_message),
+    mutated_bytes(fresh_deltas.map(encode_message)),
 )
 """What a peer may put in one frame: noise, valid messages, near-valid messages."""
 
@@ -171,9 +181,49 @@ _field_values = {
 }
 
 
+_FIELDS_OF = {
+    "counter": ["key", "by"], "gcounter": ["key", "by"], "set": ["key", "element"],
+    "rwset": ["key", "element"], "register": ["key", "value"], "mvregister": ["key", "value"],
+    "flag": ["key"], "map.counter": ["key", "field", "by"], "map.set": ["key", "field", "element"],
+    "map.register": ["key", "field", "value"], "map.flag": ["key", "field"],
+    "map": ["key", "field"], "get": ["key"], "keys": ["prefix"], "watch": ["prefix"],
+    "clock": [], "batch": [],
+}
+_GOOD = {
+    "key": st.sampled_from(["c", "s", "m", "r", "post:1", "new", "n2"]),
+    "by": st.integers(min_value=1, max_value=5),
+    "element": st.sampled_from([1, "1", "x", -7, "bob"]),
+    "value": st.sampled_from([None, 1, "v", [1, {"a": True}], 2.5]),
+    "field": st.sampled_from(["title", "views", ["meta", "lang"], 3]),
+    "prefix": st.sampled_from(["", "p", "post:"]),
+    "wait": st.sampled_from(["local", "majority", "all"]),
+    "timeout_ms": st.sampled_from([1000, 5000]),
+}
+
+
+@st.composite
+def plausible(draw: st.DrawFn, *, depth: int = 0) -> dict[str, Any]:
+    """A request that is mostly valid: the op's own fields, one of them perhaps hostile."""
+    op = draw(st.sampled_from(OPS[:-3]))
+    req: dict[str, Any] = {"op": op} if depth else {"id": draw(st.integers(0, 1000)), "op": op}
+    names = _FIELDS_OF[op.rsplit(".", 1)[0]]
+    for name in names:
+        req[name] = draw(_GOOD[name])
+    if not depth and names and draw(st.booleans()):
+        req[draw(st.sampled_from(["wait", "timeout_ms"]))] = draw(
+            _GOOD["wait"] | _GOOD["timeout_ms"])
+    if op == "batch" and not depth:
+        req["ops"] = draw(st.lists(plausible(depth=1), min_size=1, max_size=4))
+    if names and draw(st.integers(0, 3)) == 0:
+        req[draw(st.sampled_from(names))] = draw(_field_values[draw(st.sampled_from(names))])
+    return req
+
+
 @st.composite
 def requests(draw: st.DrawFn, *, depth: int = 0) -> dict[str, Any]:
     """A client request: an op (mostly real) and fields (mostly plausible, some hostile)."""
+    if draw(st.integers(0, 2)):
+        return draw(plausible(depth=depth))
     req: dict[str, Any] = {}
     if depth == 0 or draw(st.booleans()):
         req["id"] = draw(_field_values["id"])

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from crdtsync.codec import decode, decode_group, encode, encode_group
@@ -107,7 +107,7 @@ def _victim() -> tuple[Replica, SyncService]:
     replica.set("k1").add("x")
     replica.map("post:1").register("title").assign("hello")
     replica.commit()
-    service = SyncService(replica, cluster="fuzz", members=["us", "a", "b", "c"])
+    service = SyncService(replica, cluster="fuzz", members=["us", "a", "b", "c", "d"])
     return replica, service
 
 
@@ -133,16 +133,24 @@ def _expected(before: dict[str, bytes], accepted: list[dict[str, Any]]) -> dict[
 class _Pump:
     """Feed frames to the service's receive path the way a websocket link does."""
 
-    def __init__(self, service: SyncService) -> None:
+    def __init__(self, service: SyncService, hello_as: str | None = None) -> None:
         self.service = service
         self.n = 0
+        self.hello = None if hello_as is None else encode_message(
+            Hello(1, "fuzz", hello_as, False, 60))
         self.key, self.link = self.connect()
 
     def connect(self) -> tuple[str, Link]:
+        """A new link; the peer says hello again, as a real peer does after redialling."""
         self.n += 1
         key, link = f"L{self.n}", Link(_Conn(), f"fuzz{self.n}")
         self.service._links[key] = link
         self.service._run(self.service.engine.connect(key, float(self.n)))
+        if self.hello is not None:
+            try:
+                self.service._deliver(key, link, self.hello)
+            except PeerError:
+                link.close_after_sends()  # an outsider: refused at every hello
         return key, link
 
     def feed(self, frame: bytes) -> None:
@@ -159,7 +167,7 @@ class _Pump:
 
 @fuzz(150)
 @given(st.lists(frames, min_size=1, max_size=6), st.sampled_from(
-    [None, "b.00000001", "c.00000002", "d.00000003"]))
+    [None, "b.00000001", "b.00000001", "c.00000002", "mallory.3"]))
 def test_receive_path_applies_only_valid_writes(batch: list[bytes], hello_as: str | None
                                                 ) -> None:
     replica, service = _victim()
@@ -174,12 +182,12 @@ def test_receive_path_applies_only_valid_writes(batch: list[bytes], hello_as: st
 
     replica.apply_remote = spy  # type: ignore[method-assign]
     before = _snapshot(replica)
-    pump = _Pump(service)
-    if hello_as is not None:  # get past the handshake, so deltas reach the engine
-        pump.feed(encode_message(Hello(1, "fuzz", hello_as, False, 60)))
+    pump = _Pump(service, hello_as)  # a hello gets deltas past the handshake
     for frame in batch:
         pump.feed(frame)
     after = _snapshot(replica)
+    event(f"groups joined: {min(len(accepted), 2)}; refused by the delta rule: "
+          f"{min(service.rejected_groups, 1)}")
     if not accepted:
         assert after == before
     else:
@@ -187,8 +195,8 @@ def test_receive_path_applies_only_valid_writes(batch: list[bytes], hello_as: st
     for blob in after.values():
         decode(blob)  # what the replica holds, a peer can decode
     # The replica still answers and still applies a valid delta.
+    pump.hello = encode_message(Hello(1, "fuzz", "a.live0001", False, 1))
     pump.key, pump.link = pump.connect()
-    pump.feed(encode_message(Hello(1, "fuzz", "a.live0001", False, 1)))
     live = GCounter()
     live.increment("a.live0001", 2)
     pump.feed(encode_message(Delta(1, 1, {"live:check": live})))
@@ -262,6 +270,7 @@ def test_client_api_answers_every_frame_and_changes_state_only_on_valid_writes(
         answers = [m for m in conn.sent if "event" not in m]
         assert len(answers) == 1, (frame, conn.sent)
         answer = answers[0]
+        event(f"answer: {'ok' if answer['ok'] else answer['error']['code']}")
         after = _snapshot(replica)
         if not answer["ok"]:
             assert answer["error"]["code"] in ERROR_CODES, answer
