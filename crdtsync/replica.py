@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
@@ -54,6 +54,8 @@ class Committed:
     origin: str | None
     group: dict[str, Crdt]
     token: Any = None
+    size: int = 0
+    """Encoded size of the group as logged (0 if not logged)."""
 
 
 class Replica(Handles):
@@ -420,7 +422,7 @@ class Replica(Handles):
                 entries.append(Committed(seq, origin, novel, token))
             else:
                 entries.append(Committed(0, origin, novel, token))
-        commit = self._build_commit(entries, seq)
+        commit, entries = self._build_commit(entries, seq)
         started = time.perf_counter()
         try:
             self._store.commit(commit)
@@ -446,13 +448,17 @@ class Replica(Handles):
         self._after_commit(entries)
         return seq
 
-    def _build_commit(self, entries: list[Committed], seq: int) -> Commit:
+    def _build_commit(self, entries: list[Committed],
+                      seq: int) -> tuple[Commit, list[Committed]]:
         commit = Commit(meta=dict(self._meta_dirty))
+        sized = []
         for entry in entries:
             if entry.seq:
                 blob = encode_group(entry.group)
                 commit.log.append(LogEntry(entry.seq, entry.origin, blob))
                 self._ckpt.logged(entry.group, len(blob))
+                entry = replace(entry, size=len(blob))
+            sized.append(entry)
         ckpt_seq = self._ckpt_seq
         if self._checkpoint_next or self._ckpt.due():
             self._checkpoint(commit, seq)
@@ -464,7 +470,7 @@ class Replica(Handles):
             commit.meta["log_trimmed_below"] = floor + 1
         commit.meta["log_seq"] = seq
         commit.meta["hlc"] = self.hlc.last
-        return commit
+        return commit, sized
 
     def _checkpoint(self, commit: Commit, seq: int) -> None:
         """Write the full state of every key changed since the last checkpoint."""

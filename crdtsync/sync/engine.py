@@ -149,7 +149,8 @@ class SyncEngine:
 
     # -- the host's calls -----------------------------------------------------------------
 
-    def logged(self, seq: int, group: Group, now: float) -> list[Output]:
+    def logged(self, seq: int, group: Group, now: float, *,
+               size: int | None = None) -> list[Output]:
         """A local batch is durable as log entry ``seq``: offer it to the peers.
 
         The engine keeps ``group``: do not change its values afterwards.
@@ -158,10 +159,11 @@ class SyncEngine:
             raise LocalError(f"follower {self._config.replica!r} accepts no local writes")
         if not isinstance(group, dict):
             raise LocalError(f"group must be a dict key -> Crdt, got {type(group).__name__}")
-        self._log.append(seq, None, group)
+        self._log.append(seq, None, group, size=size)
         return self._flush_all(now)
 
-    def applied(self, apply: Apply, seq: int | None, novel: Group, now: float) -> list[Output]:
+    def applied(self, apply: Apply, seq: int | None, novel: Group, now: float, *,
+                size: int | None = None) -> list[Output]:
         """``apply`` is durable: ``novel`` is what it added, logged as entry ``seq`` (None if
         ``novel`` is empty). Acks the peer and forwards ``novel`` to the other peers.
 
@@ -178,7 +180,7 @@ class SyncEngine:
         if seq is not None and self._config.follower:
             self._log.skip(seq)
         elif seq is not None:
-            self._log.append(seq, apply.peer, novel)
+            self._log.append(seq, apply.peer, novel, size=size)
             out = self._flush_all(now)
         if apply.mark is not None:
             rx.mark = max(rx.mark, apply.mark)

@@ -58,11 +58,16 @@ class DeltaLog:
     def __len__(self) -> int:
         return len(self.seqs)
 
-    def append(self, seq: int, origin: str | None, group: Group) -> None:
-        """Add entry ``seq``; it must be above every seq issued before."""
+    def append(self, seq: int, origin: str | None, group: Group, *,
+               size: int | None = None) -> None:
+        """Add entry ``seq``; it must be above every seq issued before.
+
+        ``size``: the group's encoded size if the host knows it (saves encoding it again).
+        """
         if type(seq) is not int or seq <= self.last_seq:
             raise LocalError(f"log seq {seq!r} must be an int above the last seq {self.last_seq}")
-        size = len(encode_group(group))
+        if size is None:
+            size = len(encode_group(group))
         self.entries[seq] = Entry(origin, group, size)
         self.seqs.append(seq)
         self.last_seq = seq

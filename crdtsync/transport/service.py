@@ -362,9 +362,10 @@ class SyncService:
             if entry.seq:
                 self._seq_times[entry.seq] = now
             if isinstance(entry.token, Apply):
-                outputs += self.engine.applied(entry.token, entry.seq or None, entry.group, now)
+                outputs += self.engine.applied(entry.token, entry.seq or None, entry.group, now,
+                                               size=entry.size or None)
             elif entry.origin is None and not self.replica.follower:
-                outputs += self.engine.logged(entry.seq, entry.group, now)
+                outputs += self.engine.logged(entry.seq, entry.group, now, size=entry.size)
         self._run(outputs)
 
     async def _tick_forever(self) -> None:

@@ -10,8 +10,9 @@ when you ask for a ``PNCounter``, ``GCounter`` or ``LWWRegister`` field.
   carries its running totals; an increment replaces it. (A join of deltas that skipped the
   delta removing an older dot can hold two dots of one replica; the value counts only each
   replica's latest dot, its running total, so such a join reads correctly too.) After a
-  map remove, a replica's next increment counts from zero. An increment concurrent with a remove survives, carrying that
-  replica's totals (so the field shows that replica's contribution, not only the increment).
+  map remove, a replica's next increment counts from zero. An increment concurrent with a
+  remove survives, carrying that replica's totals (so the field shows that replica's
+  contribution, not only the increment).
 - LWW field: DotFun dot -> (timestamp, replica, value). An assign replaces the dots it has
   seen by one dot holding the greater of its write and the best write it saw, so the field
   always shows the write with the greatest (timestamp, replica), as the standalone register.
