@@ -80,9 +80,17 @@ class CausalContext:
         """Return a new context holding ``dots``."""
         ctx = cls.__new__(cls)
         ctx.vv = {}
-        ctx.cloud = {}
-        for dot in dots:
-            ctx.add(dot)
+        cloud: dict[str, set[int]] = {}
+        for replica, seq in dots:
+            extra = cloud.get(replica)
+            if extra is None:
+                cloud[replica] = {seq}
+            else:
+                extra.add(seq)
+        ctx.cloud = cloud
+        for replica, extra in list(cloud.items()):
+            if 1 in extra:  # normalise: the run 1..n moves into the version vector
+                ctx._advance(replica, 1)
         return ctx
 
     def copy(self) -> CausalContext:

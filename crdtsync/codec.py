@@ -283,4 +283,7 @@ def dotset_from_json(obj: Any) -> set[Dot]:
 
 def sorted_dots(dots: Any) -> list[list[Any]]:
     """Return dots as sorted ``[[replica, seq], ...]``."""
+    if len(dots) == 1:
+        for only in dots:
+            return [list(only)]
     return [[r, s] for r, s in sorted(dots)]

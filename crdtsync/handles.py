@@ -65,6 +65,13 @@ class _Writer:
             return self._write(key, kind, lambda c: c.decrement(rid, by))
         return self._write(key, kind, lambda c: c.increment(rid, by))
 
+    def _set_op(self, key: str, kind: type[Crdt], element: Any, remove: bool) -> Any:
+        """A set write; writers without a fast path go through :meth:`_write`."""
+        rid = self.replica_id
+        if remove:
+            return self._write(key, kind, lambda s: s.remove(rid, element))
+        return self._write(key, kind, lambda s: s.add(rid, element))
+
     def now(self) -> int:
         raise NotImplementedError
 
@@ -105,18 +112,17 @@ class SetHandle(_Handle):
     __slots__ = ("_kind",)
 
     def __init__(self, writer: _Writer, key: str, kind: type[Crdt] = AWORSet) -> None:
-        super().__init__(writer, key)
+        self._w = writer
+        self.key = key
         self._kind = kind
 
     def add(self, element: str | int) -> Any:
         """Add ``element`` (str or int)."""
-        rid = self._w.replica_id
-        return self._do(self._kind, lambda s: s.add(rid, element))
+        return self._w._set_op(self.key, self._kind, element, False)
 
     def remove(self, element: str | int) -> Any:
         """Remove ``element`` as seen here."""
-        rid = self._w.replica_id
-        return self._do(self._kind, lambda s: s.remove(rid, element))
+        return self._w._set_op(self.key, self._kind, element, True)
 
 
 class RegisterHandle(_Handle):

@@ -9,9 +9,10 @@ changed since the last checkpoint as that key's *base*, and records ``checkpoint
 Opening a replica loads the bases, then replays the log entries after ``checkpoint_seq``.
 Entries at or below it are needed only by peers, and are trimmed once they have them.
 
-A checkpoint is due when the log written since the last one outgrows half the keyspace's
-encoded size (and 1 MiB), or after 10,000 entries: so rewriting a key's full state is
-amortised over at least as many bytes of deltas, and replay after a crash stays bounded.
+A checkpoint is due when the log written since the last one outgrows twice the keyspace's
+encoded size (and 4 MiB), or after 10,000 entries: so rewriting the keys' full states costs
+at most half as much as the deltas written meanwhile, and replay after a crash stays
+bounded.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ __all__ = ["Checkpointer", "load_bases", "load_log"]
 class Checkpointer:
     """Decides when to checkpoint; tracks the keys changed since the last checkpoint."""
 
-    def __init__(self, *, min_bytes: int = 1 << 20, max_entries: int = 10_000) -> None:
+    def __init__(self, *, min_bytes: int = 4 << 20, max_entries: int = 10_000) -> None:
         self.min_bytes = min_bytes
         self.max_entries = max_entries
         self.dirty: set[str] = set()
@@ -47,7 +48,7 @@ class Checkpointer:
     def due(self) -> bool:
         """True if the next commit should carry a checkpoint."""
         return bool(self.dirty) and (
-            self.log_bytes > max(self.min_bytes, self.state_bytes // 2)
+            self.log_bytes > max(self.min_bytes, 2 * self.state_bytes)
             or self.log_entries >= self.max_entries)
 
     def done(self, sizes: dict[str, int]) -> None:

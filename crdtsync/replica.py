@@ -34,7 +34,7 @@ from crdtsync.handles import Batch, Handles, Write
 from crdtsync.identity import load_identity
 from crdtsync.keystore import Checkpointer, load_bases, load_log
 from crdtsync.store.base import Commit, LogEntry, Store
-from crdtsync.types import Crdt, LWWRegister, PNCounter
+from crdtsync.types import AWORSet, Crdt, LWWRegister, PNCounter
 
 __all__ = ["Replica", "Committed", "wall_clock_ms"]
 
@@ -104,6 +104,8 @@ class Replica(Handles):
         self._meta_dirty: dict[str, Any] = dict(identity.meta_updates)
         self._local: dict[str, Crdt] = {}
         self._counted: set[str] = set()  # counters changed by the fast path since the commit
+        # sets changed by the fast path since the commit: key -> (dots made or cleared, elements)
+        self._stamped: dict[str, tuple[list[Any], set[Any]]] = {}
         self._write_ticket: Write | None = None
         self._remote: list[tuple[str, dict[str, Crdt], Any]] = []
         self._pending_ops = 0
@@ -294,6 +296,33 @@ class Replica(Handles):
             return self._write(key, kind, lambda c: c.decrement(rid, by))
         return self._write(key, kind, lambda c: c.increment(rid, by))
 
+    def _set_op(self, key: str, kind: type[Crdt], element: Any, remove: bool) -> Write:
+        """Fast path of a local set write: stamp the element in place, remember its dots.
+
+        The key's delta is built once per commit (:meth:`AWORSet.delta_for`) from the
+        touched elements and the dots made or cleared, equal to the join of the writes' deltas.
+        """
+        x = self._data.get(key)
+        if type(x) is kind and self._writable:
+            acc = self._stamped.get(key)
+            if acc is None:
+                acc = self._stamped[key] = ([], set())
+            if remove and kind is AWORSet:
+                old = x._unstamp(element)  # type: ignore[attr-defined]
+            else:
+                payload = None if kind is AWORSet else not remove
+                dot, old = x._stamp(self.replica_id, element, payload)  # type: ignore[attr-defined]
+                acc[0].append(dot)
+            if old:
+                acc[0].extend(old)
+            acc[1].add(element)
+            self._pending_ops += 1
+            return self._write_ticket or self._ticket()
+        rid = self.replica_id  # the general path: creates the key, validates, raises
+        if remove:
+            return self._write(key, kind, lambda s: s.remove(rid, element))
+        return self._write(key, kind, lambda s: s.add(rid, element))
+
     def _ticket(self) -> Write:
         if self._wakeup is not None:
             self._wakeup.set()
@@ -310,11 +339,19 @@ class Replica(Handles):
             for key in self._counted:
                 local[key] = self._data[key].own_delta(rid)  # type: ignore[attr-defined]
             self._counted = set()
+        if self._stamped:
+            for key, (dots, elements) in self._stamped.items():
+                delta = self._data[key].delta_for(elements, dots)  # type: ignore[attr-defined]
+                if key in local:
+                    local[key].merge(delta)
+                else:
+                    local[key] = delta
+            self._stamped = {}
         return local
 
     def has_local_writes(self) -> bool:
         """True if local writes are waiting for the next commit."""
-        return bool(self._local or self._counted)
+        return bool(self._local or self._counted or self._stamped)
 
     def now(self) -> int:
         """Return a fresh HLC timestamp for a local write."""
@@ -407,7 +444,7 @@ class Replica(Handles):
         """
         if self._closed:
             raise LocalError(f"replica {self.name!r} is closed")
-        if not (self._local or self._counted or self._remote or self._meta_dirty):
+        if not (self.has_local_writes() or self._remote or self._meta_dirty):
             self._release(None)
             return self._log_seq
         local, remote = self._take_local(), self._remote

@@ -29,13 +29,15 @@ __all__ = ["request_token", "token_ok", "origin_ok", "TokenBucket"]
 
 def request_token(path: str, headers: Headers) -> str | None:
     """Return the token a request presents (bearer header first, then ``?token=``)."""
-    auth = headers.get("Authorization")
-    if auth is not None:
-        scheme, _, value = auth.partition(" ")
+    auths = headers.get_all("Authorization")
+    if len(auths) > 1:
+        return None  # ambiguous: refuse rather than pick one
+    if auths:
+        scheme, _, value = auths[0].partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     values = parse_qs(urlparse(path).query).get("token")
-    return values[0] if values else None
+    return values[0] if values and len(values) == 1 else None
 
 
 def token_ok(presented: str | None, expected: bytes) -> bool:
@@ -45,11 +47,11 @@ def token_ok(presented: str | None, expected: bytes) -> bool:
     return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected)
 
 
-def origin_ok(origin: str | None, allowed: frozenset[str]) -> bool:
-    """Return True if a handshake with this ``Origin`` header may open ``/client``."""
-    if not allowed or origin is None:
+def origin_ok(origins: list[str], allowed: frozenset[str]) -> bool:
+    """Return True if a handshake with these ``Origin`` headers may open ``/client``."""
+    if not allowed or not origins:
         return True
-    return origin.rstrip("/").lower() in allowed
+    return len(origins) == 1 and origins[0].rstrip("/").lower() in allowed
 
 
 class TokenBucket:

@@ -102,7 +102,7 @@ class ReplicaServer:
         if path == "/client":
             return self._client_handshake(conn, request)
         if path == "/sync":
-            if request.headers.get("Origin") is not None:  # peers never send one: a browser
+            if request.headers.get_all("Origin"):  # peers never send one: a browser
                 return self._refuse(conn, HTTPStatus.FORBIDDEN, "sync_origin")
             if self.sync is not None:
                 conn.protocol.max_message_size = self.sync.handshake_frame_limit
@@ -110,7 +110,7 @@ class ReplicaServer:
         return conn.respond(HTTPStatus.NOT_FOUND, f"no endpoint {path}\n")
 
     def _client_handshake(self, conn: ServerConnection, request: Request) -> Response | None:
-        if not origin_ok(request.headers.get("Origin"), self._origins):
+        if not origin_ok(request.headers.get_all("Origin"), self._origins):
             return self._refuse(conn, HTTPStatus.FORBIDDEN, "client_origin")
         if self._token is not None and not self._token_ok(request):
             return self._refuse(conn, HTTPStatus.UNAUTHORIZED, "client_unauthorized")

@@ -15,6 +15,10 @@ workloads. It must define:
               summary shows them as "not implemented yet" (never a made-up number)
 ``version()`` the version string reported with every result
 
+Optional: ``WORKLOAD_REQUIRES`` dict workload id -> extra importable modules that one
+workload needs (pycrdt's W5 needs ``pycrdt.websocket``); a missing one reports that
+workload alone as "skipped: not installed".
+
 The module must import its library lazily (inside functions), so that the registry can be
 read, and unavailable libraries reported, without the optional packages installed.
 
@@ -30,6 +34,9 @@ from types import ModuleType
 
 DRIVERS: dict[str, str] = {
     "crdtsync-types": "bench.drivers.crdtsync_types",
+    "crdtsync-replica": "bench.drivers.crdtsync_replica",
+    "crdtsync-durable": "bench.drivers.crdtsync_durable",
+    "crdtsync-durable-normal": "bench.drivers.crdtsync_durable_normal",
     "pycrdt": "bench.drivers.pycrdt_driver",
     "loro": "bench.drivers.loro_driver",
     "loro-rootctr": "bench.drivers.loro_rootctr_driver",
@@ -47,9 +54,19 @@ def load(name: str) -> ModuleType:
     return importlib.import_module(path)
 
 
-def missing_requirements(driver: ModuleType) -> list[str]:
-    """Top-level modules the driver needs that cannot be imported here."""
-    return [m for m in getattr(driver, "REQUIRES", ()) if importlib.util.find_spec(m) is None]
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a dotted name whose parent package is missing
+        return False
+
+
+def missing_requirements(driver: ModuleType, workload: str | None = None) -> list[str]:
+    """Modules the driver (and, if given, that one workload) needs that are not importable."""
+    needed = list(getattr(driver, "REQUIRES", ()))
+    if workload is not None:
+        needed += getattr(driver, "WORKLOAD_REQUIRES", {}).get(workload, ())
+    return [m for m in needed if not _importable(m)]
 
 
 def status(driver: ModuleType, workload: str) -> str | None:
@@ -57,6 +74,9 @@ def status(driver: ModuleType, workload: str) -> str | None:
     if missing_requirements(driver):
         return "skipped: not installed"
     if workload in driver.WORKLOADS:
+        missing = missing_requirements(driver, workload)
+        if missing:
+            return f"skipped: not installed ({', '.join(missing)})"
         return None
     pending = getattr(driver, "PENDING", {})
     if workload in pending:

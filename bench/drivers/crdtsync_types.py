@@ -15,9 +15,8 @@ group and shipping it is the replica layer's job, not built yet), so these figur
 cost of the lattice operations alone. A "batch" has no meaning at this level except the HLC
 millisecond in W3.
 
-W4/W5/W6 need the replica and sync layers (``crdtsync/replica.py``, ``crdtsync/sync/``):
-they are listed in PENDING and reported as "not implemented yet". A driver for them should
-be a new module (e.g. ``crdtsync_replica.py``) registered in ``bench/drivers/__init__.py``.
+W4/W5/W6 need the replica and sync layers: they are not applicable at this level and are
+run by ``crdtsync-replica`` and the durable variants (:mod:`bench.drivers.crdtsync_replica`).
 """
 
 from __future__ import annotations
@@ -45,11 +44,7 @@ MODEL = {
     "replica_id": "16 hex digits (64-bit id), fixed",
     "full_state_bytes": "sum of len(crdtsync.codec.encode(x)) over the objects",
 }
-PENDING = {
-    "W4": "needs the crdtsync replica + sync layers",
-    "W5": "needs the crdtsync replica + sync + websocket transport layers",
-    "W6": "needs the crdtsync replica + sync layers",
-}
+PENDING: dict[str, str] = {}  # W4-W6 need replicas and sync: see crdtsync-replica
 
 # Fake wall clock for W3: a fixed instant (2023-11-14T22:13:20Z), +1 ms per batch.
 FAKE_EPOCH_MS = 1_700_000_000_000

@@ -10,6 +10,7 @@ Loro has a counter (``LoroCounter``) but no OR-set:
 - LWW map: root ``LoroMap "lww"``, key -> int.
 - batch: the ops, then one ``doc.commit()``.
 - sync: ``oplog_vv.encode()`` / ``export(ExportMode.Updates(vv))`` / ``import_()``.
+- W5: a websockets relay forwarding each replica's local-update bytes (:mod:`bench.w5`).
 
 The root-counter variant (``loro-rootctr``) lives in :mod:`bench.drivers.loro_rootctr_driver`.
 """
@@ -20,7 +21,7 @@ import functools
 import importlib.metadata
 from typing import Any
 
-from bench import runners
+from bench import runners, w5
 from bench.common import LORO_PEER_IDS, workloads
 
 LIBRARY = "loro"
@@ -33,8 +34,10 @@ MODEL = {
     "lww": "root LoroMap 'lww', key -> int",
     "batch": "1 doc.commit() per batch",
     "sync": "oplog_vv.encode() / export(ExportMode.Updates(vv)) / import_()",
+    "w5": "websockets relay (no server-side doc) forwarding each replica's "
+    "subscribe_local_update bytes to the two others, which import_() them (bench/w5.py)",
 }
-PENDING = {"W5": "websocket relay not ported (see shared/peers-bench for Loro W5)"}
+PENDING: dict[str, str] = {}
 
 
 def version() -> str:
@@ -124,4 +127,5 @@ WORKLOADS = {
     "W3": functools.partial(runners.w3, LoroReplica),
     "W4": functools.partial(runners.w4, LoroReplica),
     "W6": functools.partial(runners.w6, LoroReplica),
+    "W5": functools.partial(w5.w5_loro, LoroReplica),
 }

@@ -3,7 +3,7 @@
 Each counter is a *root* ``LoroCounter`` from ``doc.get_counter("ctr:<name>")``: root
 containers are identified by name, so concurrent use on two replicas always merges. Sets
 and the LWW map are as in :mod:`bench.drivers.loro_driver`, so this variant only runs the
-workloads that use counters (W1, W4, W6; W5 is not ported).
+workloads that use counters (W1, W4, W5, W6).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from bench import runners
+from bench import runners, w5
 from bench.drivers.loro_driver import MODEL as _LORO_MODEL
 from bench.drivers.loro_driver import LoroReplica, version  # noqa: F401 -- part of the API
 
@@ -20,7 +20,7 @@ KIND = "peer"
 REQUIRES = ("loro",)
 MODEL = dict(_LORO_MODEL, counter="root LoroCounter per counter, "
              "doc.get_counter('ctr:<name>'); increment(1)")
-PENDING = {"W5": "websocket relay not ported (see shared/peers-bench for Loro W5)"}
+PENDING: dict[str, str] = {}
 
 
 class LoroRootCounterReplica(LoroReplica):
@@ -42,4 +42,5 @@ WORKLOADS = {
     "W1": functools.partial(runners.w1, LoroRootCounterReplica),
     "W4": functools.partial(runners.w4, LoroRootCounterReplica),
     "W6": functools.partial(runners.w6, LoroRootCounterReplica),
+    "W5": functools.partial(w5.w5_loro, LoroRootCounterReplica),
 }

@@ -11,6 +11,8 @@ pycrdt has no counter and no OR-set:
 - LWW map: root ``Map "lww"``, key -> int.
 - batch: one ``doc.transaction()`` per batch of ops.
 - sync: ``get_state()`` / ``get_update(state)`` / ``apply_update()``.
+- W5: pycrdt-websocket's server with one room (server-side Doc) and a ``pycrdt.Provider``
+  per replica over websockets (:mod:`bench.w5`); needs ``pycrdt-websocket``.
 
 pycrdt returns numbers as floats; the checks convert them to int.
 """
@@ -21,7 +23,7 @@ import functools
 import importlib.metadata
 from typing import Any
 
-from bench import runners
+from bench import runners, w5
 from bench.common import PYCRDT_CLIENT_IDS, workloads
 
 LIBRARY = "pycrdt"
@@ -34,8 +36,11 @@ MODEL = {
     "lww": "root Map 'lww', key -> int",
     "batch": "1 doc.transaction() per batch",
     "sync": "get_state() / get_update(state) / apply_update()",
+    "w5": "pycrdt-websocket WebsocketServer (one room with a server-side Doc) served with "
+    "websockets; each replica a pycrdt.Provider over a websockets client (see bench/w5.py)",
 }
-PENDING = {"W5": "websocket topology not ported (see shared/peers-bench for pycrdt W5)"}
+PENDING: dict[str, str] = {}
+WORKLOAD_REQUIRES = {"W5": ("pycrdt.websocket",)}  # pip install pycrdt-websocket==0.16.5
 
 
 def version() -> str:
@@ -117,4 +122,5 @@ WORKLOADS = {
     "W3": functools.partial(runners.w3, PycrdtReplica),
     "W4": functools.partial(runners.w4, PycrdtReplica),
     "W6": functools.partial(runners.w6, PycrdtReplica),
+    "W5": w5.w5_pycrdt,
 }

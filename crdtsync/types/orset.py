@@ -44,8 +44,12 @@ class _ORSet(CausalCrdt):
     def _new_store(cls) -> DotMap:
         return DotMap()
 
-    def _tag(self, replica: str, element: Any, payload: Any) -> Any:
-        """Give ``element`` one fresh dot (with ``payload`` for a DotFun); return the delta."""
+    def _stamp(self, replica: str, element: Any, payload: Any) -> tuple[Dot, Any]:
+        """Give ``element`` one fresh dot in place (with ``payload`` for a DotFun).
+
+        Returns the new dot and the element's dots it replaced (None if it had none). The
+        delta of the write is ``{element: new dot}`` with context {new dot} + replaced.
+        """
         if (type(element) is not str or len(element) > MAX_ELEMENT_LEN
                 or not element.isascii()):
             check_element(element)
@@ -54,32 +58,54 @@ class _ORSet(CausalCrdt):
         store = self._store
         owner = store.owner
         dot = self._ctx.next_dot(replica)
-        nested = {dot} if payload is None else {dot: payload}
         old = store.entries.get(element)
-        store.entries[element] = nested
+        store.entries[element] = {dot} if payload is None else {dot: payload}
         owner[dot] = element
         if old:
             for seen in old:
                 del owner[seen]
-            dctx = CausalContext.of([*old, dot])
-        else:
-            dctx = CausalContext.of((dot,))
-        dstore = DotMap()
-        dstore.entries[element] = nested.copy()
-        dstore.owner[dot] = element
-        return self._delta(dstore, dctx)
+        return dot, old
 
-    def _clear(self, element: Any) -> Any:
-        """Drop every dot of ``element`` seen here; return the delta."""
+    def _unstamp(self, element: Any) -> Any:
+        """Drop every dot of ``element`` seen here; return them (None if it had none)."""
         check_element(element)
         store = self._store
-        dctx = CausalContext()
         old = store.entries.pop(element, None)
         if old:
             for seen in old:
                 del store.owner[seen]
-                dctx.add(seen)
-        return self._delta(DotMap(), dctx)
+        return old
+
+    def _tag(self, replica: str, element: Any, payload: Any) -> Any:
+        """Give ``element`` one fresh dot (with ``payload`` for a DotFun); return the delta."""
+        dot, old = self._stamp(replica, element, payload)
+        dstore = DotMap.__new__(DotMap)
+        dstore.entries = {element: {dot} if payload is None else {dot: payload}}
+        dstore.owner = {dot: element}
+        return self._delta(dstore, CausalContext.of([*old, dot] if old else (dot,)))
+
+    def _clear(self, element: Any) -> Any:
+        """Drop every dot of ``element`` seen here; return the delta."""
+        old = self._unstamp(element)
+        return self._delta(DotMap(), CausalContext.of(old or ()))
+
+    def delta_for(self, elements: Any, dots: Any) -> Any:
+        """Return the delta of writes that touched ``elements`` and made or cleared ``dots``.
+
+        It is the join of those writes' deltas (plus any concurrent dots of those elements
+        held here): the replica builds it once per commit instead of once per write.
+        """
+        entries = self._store.entries
+        dstore = DotMap()
+        ctx = CausalContext.of(dots)
+        for element in elements:
+            nested = entries.get(element)
+            if nested:
+                dstore.entries[element] = nested.copy()
+                for dot in nested:
+                    dstore.owner[dot] = element
+                    ctx.add(dot)
+        return self._delta(dstore, ctx)
 
     def __iter__(self) -> Iterator[str | int]:
         return iter(self.value)

@@ -53,7 +53,7 @@ def corpus(strategy: Any, n: int) -> list[Any]:
     """Draw ``n`` examples of a hypothesis strategy (the seed corpus)."""
     out: list[Any] = []
 
-    @settings(max_examples=n, database=None, deadline=None,
+    @settings(max_examples=n, database=None, deadline=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def draw(x: Any) -> None:
@@ -167,10 +167,13 @@ def t_receive(rng: random.Random, pools: dict[str, list[bytes]]) -> int:
     pump = _Pump(service, rng.choice([None, "b.00000001", "b.00000001", "c.00000002",
                                       "mallory.3"]))
     n = rng.randint(1, 6)
+    fed = []
     for _ in range(n):
-        pump.feed(variant(rng, pools["deltas" if rng.random() < 0.5 else "messages"]))
+        fed.append(variant(rng, pools["deltas" if rng.random() < 0.5 else "messages"]))
+        pump.feed(fed[-1])
     after = _snapshot(replica)
-    assert after == (_expected(before, accepted) if accepted else before)
+    assert after == (_expected(before, accepted) if accepted else before), (
+        pump.hello, fed, before, after, accepted)
     for blob in after.values():
         decode(blob)
     pump.hello = encode_message(Hello(1, "fuzz", "a.live0001", False, 1))

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from crdtsync_server.app import ReplicaServer
+from crdtsync_server.config import load_config
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -31,11 +33,9 @@ from crdtsync.sync import (
     encode_message,
 )
 from crdtsync.transport.auth import Authenticator
-from crdtsync_server.app import ReplicaServer
-from crdtsync_server.config import load_config
 
-__all__ = ["running", "RawPeer", "eventually", "write_secret", "make_pki", "Pki",
-           "rejected", "state_digest", "HAVE_CRYPTOGRAPHY"]
+__all__ = ["running", "url_of", "RawPeer", "eventually", "write_secret", "make_pki", "Pki",
+           "rejected", "state_digest", "json_frame", "HAVE_CRYPTOGRAPHY"]
 
 try:
     from cryptography import x509
@@ -204,7 +204,7 @@ def make_pki(root: Path, leaves: dict[str, tuple[str, list[str]]], *,
              ca_name: str = "crdtsync test CA") -> Pki:
     """Make a CA and leaf certificates: ``{file stem: (common name, DNS SANs)}``."""
     root.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
     ca_cert = (x509.CertificateBuilder().subject_name(ca_subject).issuer_name(ca_subject)

@@ -9,8 +9,8 @@ import pytest
 
 from crdtsync.transport.auth import (
     MAX_AUTH_FRAME,
-    AuthError,
     Authenticator,
+    AuthError,
     is_auth_frame,
     load_secret,
     proof,

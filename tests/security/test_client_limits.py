@@ -11,11 +11,11 @@ from typing import Any
 
 import orjson
 import pytest
+from crdtsync_server.access import TokenBucket, origin_ok, request_token, token_ok
+from crdtsync_server.app import ReplicaServer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from crdtsync_server.access import TokenBucket, origin_ok, request_token, token_ok
-from crdtsync_server.app import ReplicaServer
 from tests.security.helpers import rejected, running, url_of, write_secret
 
 TOKEN = "s3cret-client-token-0123456789"
@@ -85,6 +85,8 @@ def test_origin_allow_list(tmp_path: Path) -> None:
             assert await status_of(url, origin="HTTPS://APP.EXAMPLE") == 101
             assert await status_of(url) == 101  # not a browser: no Origin header
             assert rejected(us, "client_origin") == 2
+            two = [("Origin", "https://app.example"), ("Origin", "https://evil.example")]
+            assert await status_of(url, additional_headers=two) == 403  # never a 500
             # A browser page can never open a replica link.
             assert await status_of(url_of(us, "/sync"), origin="https://app.example") == 403
         async with running(tmp_path, "eu") as eu:  # no allow-list: any origin
@@ -138,8 +140,12 @@ def test_access_helpers() -> None:
     assert request_token("/client", Headers({"Authorization": "Basic xyz"})) is None
     assert token_ok("abc", b"abc") and not token_ok("abd", b"abc") and not token_ok(None, b"a")
     assert not token_ok("\udcff", b"abc")
-    assert origin_ok(None, frozenset({"https://a"})) and origin_ok("x", frozenset())
-    assert origin_ok("https://a/", frozenset({"https://a"}))
+    assert origin_ok([], frozenset({"https://a"})) and origin_ok(["x"], frozenset())
+    assert origin_ok(["https://a/"], frozenset({"https://a"}))
+    assert not origin_ok(["https://a", "https://a"], frozenset({"https://a"}))
+    two = Headers([("Authorization", "Bearer abc"), ("Authorization", "Bearer abc")])
+    assert request_token("/client", two) is None
+    assert request_token("/client?token=a&token=a", Headers()) is None
 
 
 def test_connection_limit(tmp_path: Path) -> None:

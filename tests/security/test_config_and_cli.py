@@ -40,15 +40,21 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     (["--max-dot-seq", "0"], "--max-dot-seq"),
     (["--client-rate", "-1"], "--client-rate"),
 ])
-def test_bad_security_flags_exit_2_naming_the_flag(tmp_path: Path, extra: list[str],
-                                                   flag: str) -> None:
+def test_bad_security_flags_exit_2_naming_the_flag(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], flag: str) -> None:
+    from crdtsync_server.cli import main
+
     short = tmp_path / "short"
     short.write_text("tooshort")
     args = [a.replace("SHORT", str(short)) for a in extra]
-    res = _cli("serve", "--id", "us", "--data", str(tmp_path / "d"), *args)
-    assert res.returncode == 2, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and flag in lines[0], res.stderr
+    assert main(["serve", "--id", "us", "--data", str(tmp_path / "d"), *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0], lines
+
+
+def test_the_real_cli_exits_2_too(tmp_path: Path) -> None:
+    res = _cli("serve", "--id", "us", "--data", str(tmp_path / "d"), "--max-queue", "0")
+    assert res.returncode == 2 and "--max-queue" in res.stderr
 
 
 def test_toml_security_settings(tmp_path: Path) -> None:
