@@ -124,11 +124,20 @@ def _run(coro: Awaitable[dict[str, Any]]) -> dict[str, Any]:
 
 
 class _CountingConn:
-    """Wraps an accepted websocket: counts frames received (up) and sent (down)."""
+    """Wraps an accepted websocket: counts frames received (up) and sent (down).
 
-    def __init__(self, conn: Any, stats: WireStats) -> None:
+    With ``capture`` (a list), also records ``(sender replica id, frame)`` for every frame
+    while the stats are active; the dialler's id is read from its Hello (for
+    :mod:`bench.profile`'s byte attribution).
+    """
+
+    def __init__(self, conn: Any, stats: WireStats, me: str,
+                 capture: list[tuple[str, bytes]] | None = None) -> None:
         self._conn = conn
         self._stats = stats
+        self._me = me
+        self._dialler = "?"
+        self._capture = capture
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
@@ -136,18 +145,32 @@ class _CountingConn:
     def __aiter__(self) -> Any:
         return self._frames()
 
+    def _up(self, frame: Any) -> None:
+        self._stats.add("up", len(frame))
+        if self._capture is not None:
+            if self._dialler == "?":
+                from crdtsync.sync import Hello, decode_message
+
+                msg = decode_message(frame)
+                if isinstance(msg, Hello):
+                    self._dialler = msg.replica
+            if self._stats.active:
+                self._capture.append((self._dialler, bytes(frame)))
+
     async def _frames(self) -> Any:
         async for frame in self._conn:
-            self._stats.add("up", len(frame))
+            self._up(frame)
             yield frame
 
     async def recv(self) -> Any:
         frame = await self._conn.recv()
-        self._stats.add("up", len(frame))
+        self._up(frame)
         return frame
 
     async def send(self, data: Any) -> None:
         self._stats.add("down", len(data))
+        if self._capture is not None and self._stats.active:
+            self._capture.append((self._me, bytes(data)))
         await self._conn.send(data)
 
 
@@ -155,7 +178,8 @@ def w5_crdtsync(kind: Any, scale: float) -> dict[str, Any]:
     return _run(_w5_crdtsync(kind, scale))
 
 
-async def _w5_crdtsync(kind: Any, scale: float) -> dict[str, Any]:
+async def _w5_crdtsync(kind: Any, scale: float, *,
+                       capture: list[tuple[str, bytes]] | None = None) -> dict[str, Any]:
     from websockets.asyncio.server import serve
 
     from bench.replica_common import Replicas, fs_type, replica_id
@@ -177,7 +201,7 @@ async def _w5_crdtsync(kind: Any, scale: float) -> dict[str, Any]:
         ports = []
         for i in range(3):
             async def handler(conn: Any, i: int = i) -> None:
-                await services[i].accept(_CountingConn(conn, stats))
+                await services[i].accept(_CountingConn(conn, stats, ids[i], capture))
 
             server = await serve(handler, "127.0.0.1", 0, compression=None,
                                  max_size=MAX_FRAME_BYTES, ping_interval=None)
@@ -241,8 +265,20 @@ async def _w5_crdtsync(kind: Any, scale: float) -> dict[str, Any]:
         sent = sum(s.bytes_sent for s in services) - sent0
         await asyncio.gather(*tasks)
         after = rss_now_mb()
+        # What the engines still send after convergence (queued forwards, acks, empty
+        # intervals): wait until no byte moves for 0.2 s (at most 5 s; untimed).
+        quiet_until = time.perf_counter() + 5.0
+        last, still = -1, time.perf_counter()
+        while time.perf_counter() < quiet_until:
+            now_sent = sum(s.bytes_sent for s in services)
+            if now_sent != last:
+                last, still = now_sent, time.perf_counter()
+            elif time.perf_counter() - still >= 0.2:
+                break
+            await asyncio.sleep(0.01)
         extra = dict(bytes=sent, wire_bytes=sent + stats.headers, **stats.fields(),
                      bytes_observed=stats.bytes["up"] + stats.bytes["down"],
+                     bytes_until_quiet=last - sent0,
                      local_work_seconds=round(max(finished) - t0, 4),
                      setup_seconds=round(setup_s, 4), store=kind.describe(),
                      commits=sum(r.stats["commits"] for r in reps))

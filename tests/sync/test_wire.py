@@ -155,3 +155,46 @@ def test_encoding_is_canonical_whatever_the_group_order() -> None:
 def test_encode_rejects_non_messages() -> None:
     with pytest.raises(TypeError):
         encode_message("hello")  # type: ignore[arg-type]
+
+
+# -- compressed framing ------------------------------------------------------------------------
+
+
+def _big_delta() -> Delta:
+    from crdtsync.types import GCounter
+
+    group = {}
+    for i in range(500):
+        c = GCounter()
+        c.increment("us.0123abcd", i + 1)
+        group[f"c{i:04d}"] = c
+    return Delta(1, 7, group)
+
+
+def test_large_messages_are_compressed_and_round_trip() -> None:
+    import zlib
+
+    from crdtsync.sync.wire import encode_message_json
+
+    msg = _big_delta()
+    raw = encode_message_json(msg)
+    packed = encode_message(msg)
+    assert packed[:1] == b"\x01" and len(packed) * 3 < len(raw)
+    assert decode_message(packed) == msg == decode_message(raw)
+    assert zlib.decompress(packed[1:]) == raw
+    assert encode_message(msg, compress=False) == raw
+
+
+def test_compressed_frames_are_bounded_and_checked() -> None:
+    import zlib
+
+    bomb = b"\x01" + zlib.compress(b"[" + b" " * 10_000_000 + b"]", 9)
+    with pytest.raises(DecodeError, match="beyond the limit"):
+        decode_message(bomb, max_bytes=1_000_000)
+    packed = encode_message(_big_delta())
+    with pytest.raises(DecodeError, match="truncated"):
+        decode_message(packed[:-5])
+    with pytest.raises(DecodeError, match="follow"):
+        decode_message(packed + b"xx")
+    with pytest.raises(DecodeError, match="corrupt"):
+        decode_message(b"\x01not zlib at all")
