@@ -102,7 +102,9 @@ class CounterHandle(_Handle):
         return self._w._count(self.key, self._kind, by, False)
 
     def decrement(self, by: int = 1) -> Any:
-        """Subtract ``by`` (a positive int); PNCounter only."""
+        """Subtract ``by`` (a positive int); PNCounter only (TypeError on a GCounter)."""
+        if self._kind is GCounter:
+            raise TypeError(f"{self.key!r} is a grow-only counter: it cannot be decremented")
         return self._w._count(self.key, self._kind, by, True)
 
 

@@ -304,15 +304,17 @@ class Replica(Handles):
         """
         x = self._data.get(key)
         if type(x) is kind and self._writable:
-            acc = self._stamped.get(key)
-            if acc is None:
-                acc = self._stamped[key] = ([], set())
+            made: list[Any] = []
             if remove and kind is AWORSet:
-                old = x._unstamp(element)  # type: ignore[attr-defined]
+                old = x._unstamp(element)  # type: ignore[attr-defined]  (validates first)
             else:
                 payload = None if kind is AWORSet else not remove
                 dot, old = x._stamp(self.replica_id, element, payload)  # type: ignore[attr-defined]
-                acc[0].append(dot)
+                made.append(dot)
+            acc = self._stamped.get(key)
+            if acc is None:
+                acc = self._stamped[key] = ([], set())
+            acc[0].extend(made)
             if old:
                 acc[0].extend(old)
             acc[1].add(element)
@@ -395,6 +397,10 @@ class Replica(Handles):
             if not replaying:
                 log.warning("key %r: remote %s replaces local %s (greater type tag wins)",
                             key, delta.TYPE, x.TYPE)
+            # local writes of the losing type not yet committed lose with it
+            self._local.pop(key, None)
+            self._counted.discard(key)
+            self._stamped.pop(key, None)
             x = None
         if x is None:
             x = type(delta)()

@@ -173,6 +173,31 @@ def test_remote_deltas_novel_part_and_type_rule() -> None:
     assert b.type_of("k") is PNCounter and isinstance(fb, EWFlag)
 
 
+def test_remote_type_win_drops_pending_local_writes_of_the_loser() -> None:
+    from crdtsync import RWORSet
+
+    a = Replica.open(None, name="a")
+    a.counter("k").increment()  # pending (fast path), pncounter
+    a.set("s").add("x")  # pending (fast path), aworset
+    remote_k, remote_s = RWORSet(), PNCounter()
+    a.apply_remote({"k": remote_k.add("z.1", "e"), "s": remote_s.increment("z.1")}, origin="z.1")
+    a.commit()  # must not crash on the replaced keys
+    assert a.type_of("k") is RWORSet and a.get("k") == frozenset({"e"})
+    assert a.type_of("s") is PNCounter and a.get("s") == 1
+
+
+def test_rejected_set_write_leaves_nothing_pending() -> None:
+    a = Replica.open(None, name="a")
+    a.set("s").add("x")
+    a.commit()
+    before = a.log_seq
+    with pytest.raises(TypeError):
+        a.set("s").add(1.5)  # type: ignore[arg-type]
+    assert not a.has_local_writes() and a.commit() == before
+    with pytest.raises(TypeError, match="grow-only"):
+        a.gcounter("g").decrement()
+
+
 def test_follower_refuses_writes() -> None:
     r = Replica.open(None, name="f", follower=True)
     with pytest.raises(LocalError, match="follower"):
