@@ -4,11 +4,17 @@ Usage (from the repository root)::
 
     python -m bench.plot bench/results/FILE.jsonl [--out-dir DIR]
 
-Writes ``<stem>-ops.png`` (ops/s, median with min–max whiskers) and ``<stem>-bytes.png``
-(full-state bytes for W1–W3, bytes sent for W4–W6; log scale) next to the file, or into
-``--out-dir``. Only measurements whose check passed are drawn; workloads a driver has not
-implemented are marked "n/i", libraries not installed "skip". Needs matplotlib (the
-``bench`` extra); without it, prints a message and exits 0.
+    python -m bench.plot --scaling bench/results/scaling.jsonl
+
+Writes ``<stem>-ops.png`` (ops/s, median with min–max whiskers), ``<stem>-bytes.png``
+(full-state bytes for W1–W3, bytes sent for W4–W6; log scale) and, when the file has
+W4–W6 rows, ``<stem>-sync.png`` (W4–W6 only: bytes sent per workload, and wall and CPU
+seconds) next to the file, or into ``--out-dir``. Only measurements whose check passed
+are drawn; workloads a driver has not implemented are marked "n/i", libraries not
+installed "skip". ``--scaling`` draws a :mod:`bench.scaling` file instead: bytes and CPU
+seconds per sync round against the keyspace size, and the catch-up bytes of one changed
+key (``<stem>.png``). Needs matplotlib (the ``bench`` extra); without it, prints a message
+and exits 0.
 """
 
 from __future__ import annotations
@@ -75,8 +81,10 @@ def _bars(ax: Any, wls: list[str], libs: list[str], data: Series,
     ax.grid(axis="y", alpha=0.3)
 
 
-def plot(jsonl: Path, out_dir: Path | None = None) -> list[Path]:
-    """Write the PNGs for ``jsonl``; return their paths ([] without matplotlib)."""
+SYNC_WORKLOADS = ("W4", "W5", "W6")
+
+
+def _pyplot() -> Any:
     try:
         import matplotlib
 
@@ -85,6 +93,98 @@ def plot(jsonl: Path, out_dir: Path | None = None) -> list[Path]:
     except ImportError:
         print("bench.plot: matplotlib is not installed (pip install matplotlib, or the "
               "'bench' extra); no plots written", file=sys.stderr)
+        return None
+    return plt
+
+
+def _sync_chart(plt: Any, rows: list[dict[str, Any]], title: str, path: Path) -> bool:
+    """W4–W6 side by side: bytes sent (log) and wall / CPU seconds, one bar per library."""
+    sync_rows = [r for r in rows if r.get("workload") in SYNC_WORKLOADS]
+    if not any("status" not in r and r.get("check") == "pass" for r in sync_rows):
+        return False
+    panels = [
+        ("bytes sent (median, min–max), log scale", True, _row_bytes),
+        ("seconds, wall (median, min–max)", True, lambda r: r.get("seconds")),
+        ("seconds, process CPU (median, min–max)", True, lambda r: r.get("cpu_seconds")),
+    ]
+    wls0, libs, _, _ = _series(sync_rows, _row_bytes)
+    fig, axes = plt.subplots(1, 3, figsize=(max(12.0, 2.2 * len(libs) + 8), 4.4))
+    for ax, (ylabel, log, value) in zip(axes, panels, strict=True):
+        wls, libs, data, status = _series(sync_rows, value)
+        _bars(ax, wls, libs, data, status, log)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_scaling(jsonl: Path, out_dir: Path | None = None) -> list[Path]:
+    """Draw a :mod:`bench.scaling` file: per-round bytes and CPU s against keyspace size."""
+    plt = _pyplot()
+    if plt is None:
+        return []
+    with jsonl.open() as f:
+        rows = sorted((json.loads(ln) for ln in f if ln.strip()), key=lambda r: r["keys"])
+    rows = [r for r in rows if "error" not in r]
+    if not rows:
+        print(f"bench.plot: no measured sizes in {jsonl}", file=sys.stderr)
+        return []
+    keys = [r["keys"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    ax = axes[0]
+    med = [r["round_bytes_median"] for r in rows]
+    lo = [m - r["round_bytes_min"] for m, r in zip(med, rows, strict=True)]
+    hi = [r["round_bytes_max"] - m for m, r in zip(med, rows, strict=True)]
+    ax.errorbar(keys, med, yerr=[lo, hi], marker="o", capsize=3)
+    ax.set_xscale("log")
+    ax.set_ylim(0, max(r["round_bytes_max"] for r in rows) * 1.3)
+    ax.set_xlabel("keys in both replicas")
+    ax.set_ylabel(f"bytes per sync round ({rows[0]['changes_per_round']:,} changes)")
+    ax.set_title("bytes per round (median, min–max)", fontsize=10)
+    ax = axes[1]
+    for field, label in (("round_cpu_seconds", "whole round, CPU"),
+                         ("round_sync_cpu_seconds", "sync part, CPU"),
+                         ("round_seconds", "whole round, wall")):
+        ax.plot(keys, [1e3 * r[f"{field}_median"] for r in rows], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("keys in both replicas")
+    ax.set_ylabel("ms per round (median)")
+    ax.set_title("time per round", fontsize=10)
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    parts = [("catchup_bytes_buckets", "bucket digests"), ("catchup_bytes_keys", "key digests"),
+             ("catchup_bytes_states", "states"), ("catchup_bytes_hello", "hello"),
+             ("catchup_bytes_accept", "accept"), ("catchup_bytes_ack", "ack")]
+    x = range(len(rows))
+    bottom = [0.0] * len(rows)
+    for field, label in parts:
+        vals = [float(r.get(field, 0)) for r in rows]
+        ax.bar(x, vals, bottom=bottom, label=label)
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_xticks(list(x), [f"{k:,}" for k in keys])
+    ax.set_xlabel("keys in both replicas")
+    ax.set_ylabel("bytes")
+    ax.set_title("catch-up of one changed key from state", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.suptitle(f"{jsonl.stem}: sync cost vs state size ({rows[0]['store'].split(' (')[0]})",
+                 fontsize=10)
+    fig.tight_layout()
+    out_dir = out_dir or jsonl.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{jsonl.stem}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def plot(jsonl: Path, out_dir: Path | None = None) -> list[Path]:
+    """Write the PNGs for ``jsonl``; return their paths ([] without matplotlib)."""
+    plt = _pyplot()
+    if plt is None:
         return []
     with jsonl.open() as f:
         rows = [json.loads(ln) for ln in f if ln.strip()]
@@ -112,6 +212,11 @@ def plot(jsonl: Path, out_dir: Path | None = None) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
+    scales = sorted({r.get("scale") for r in rows if "scale" in r})
+    path = out_dir / f"{jsonl.stem}-sync.png"
+    if _sync_chart(plt, rows, f"{jsonl.stem}: W4–W6 (scale {', '.join(map(str, scales))})",
+                   path):
+        written.append(path)
     return written
 
 
@@ -120,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("jsonl", type=Path)
     ap.add_argument("--out-dir", type=Path, default=None)
+    ap.add_argument("--scaling", action="store_true",
+                    help="the file comes from python -m bench.scaling")
     a = ap.parse_args(argv)
-    for p in plot(a.jsonl, a.out_dir):
+    for p in (plot_scaling if a.scaling else plot)(a.jsonl, a.out_dir):
         print(p)
     return 0
 

@@ -120,7 +120,8 @@ def measure(n_keys: int, *, rounds: int, warmup: int, changes: int, store: str,
             c0 = time.process_time()
             t0 = time.perf_counter()
             counter = A.counter
-            for k in rng.choices(keys, k=changes):
+            chosen = rng.choices(keys, k=changes)
+            for k in chosen:
                 counter(k).increment()
             A.commit()
             ts = time.perf_counter()
@@ -138,10 +139,10 @@ def measure(n_keys: int, *, rounds: int, warmup: int, changes: int, store: str,
                 per_round.append({"bytes": na.bytes_sent + nb.bytes_sent - sent0,
                                   "seconds": t1 - t0, "cpu_seconds": c1 - c0,
                                   "sync_seconds": t1 - ts, "sync_cpu_seconds": c1 - cs,
-                                  "messages": msgs})
+                                  "messages": msgs, "keys_touched": len(set(chosen))})
         out["rss_after_mb"] = round(rss_now_mb(), 1)
         for field in ("bytes", "seconds", "cpu_seconds", "sync_seconds", "sync_cpu_seconds",
-                      "messages"):
+                      "messages", "keys_touched"):
             xs = [p[field] for p in per_round]
             med = statistics.median(xs)
             out[f"round_{field}_median"] = round(med, 6) if isinstance(med, float) else med
@@ -149,6 +150,8 @@ def measure(n_keys: int, *, rounds: int, warmup: int, changes: int, store: str,
             out[f"round_{field}_p90"] = round(_pct(xs, 0.9), 6)
             out[f"round_{field}_max"] = round(max(xs), 6)
         out["round_bytes_per_change"] = round(out["round_bytes_median"] / changes, 2)
+        out["round_bytes_per_key_touched"] = round(
+            out["round_bytes_median"] / out["round_keys_touched_median"], 2)
         delta_bytes = na.sent_bytes["delta"] + nb.sent_bytes["delta"]
         delta_msgs = na.sent_msgs["delta"] + nb.sent_msgs["delta"]
         out["delta_bytes_per_message"] = round(delta_bytes / max(delta_msgs, 1), 1)
@@ -205,7 +208,8 @@ def _child(n: int, a: argparse.Namespace, timeout: float) -> dict[str, Any]:
 
 def summarize(rows: list[dict[str, Any]]) -> str:
     out = ["### Sync cost vs keyspace size (fixed change rate)\n",
-           "| keys | store | bytes / round median [min–max] | B per change | wall s / round "
+           "| keys | store | bytes / round median [min–max] | B per change (per key touched) "
+           "| wall s / round "
            "median (p90) | CPU s / round median | sync CPU s / round | catch-up of 1 key: "
            "bytes (buckets / keys / states) | catch-up wall s / CPU s | peak RSS MB | checks |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -218,7 +222,8 @@ def summarize(rows: list[dict[str, Any]]) -> str:
         out.append(
             f"| {r['keys']:,} | {r['store'].split(' (')[0]} | {r['round_bytes_median']:,} "
             f"[{r['round_bytes_min']:,}–{r['round_bytes_max']:,}] | "
-            f"{r['round_bytes_per_change']} | {r['round_seconds_median']:.4f} "
+            f"{r['round_bytes_per_change']} ({r.get('round_bytes_per_key_touched', '–')}) | "
+            f"{r['round_seconds_median']:.4f} "
             f"({r['round_seconds_p90']:.4f}) | {r['round_cpu_seconds_median']:.4f} | "
             f"{r['round_sync_cpu_seconds_median']:.4f} | {cu} | "
             f"{r['catchup_seconds']:.2f} / {r['catchup_cpu_seconds']:.2f} | "

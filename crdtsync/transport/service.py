@@ -65,6 +65,8 @@ PEERS_META = "sync.peers"
 TICK_SECONDS = 0.5
 AUTH_TIMEOUT = 10.0
 GOOD_LINK_SECONDS = 1.0
+INFLATE_FACTOR = 4
+"""A received frame's message may be at most this many times the frame limit once inflated."""
 MAX_PENDING_AUTH = 64
 """Most inbound links authenticating at once; more are closed at once (1013, try later)."""
 
@@ -106,6 +108,8 @@ class SyncService:
         self.urls = list(peers)
         self.metrics = metrics
         self.max_frame_bytes = max_frame_bytes
+        # A compressed frame may inflate to at most this much JSON (docs/security.md).
+        self.max_message_bytes = INFLATE_FACTOR * max_frame_bytes
         self.cluster = cluster
         self._rng = rng or random.Random()
         self._tls = tls  # context for dialling wss:// peers; also turns on the name binding
@@ -263,7 +267,7 @@ class SyncService:
         if link.closing:
             return  # the engine closed this link; what still arrives on it is moot
         try:
-            message = decode_message(frame)
+            message = decode_message(frame, max_bytes=self.max_message_bytes)
         except DecodeError as exc:
             if is_auth_frame(frame):
                 raise AuthError("the peer requires authentication with a shared secret, and "
@@ -271,15 +275,16 @@ class SyncService:
             raise
         if isinstance(message, Hello):
             self.gate.check_identity(link, message.replica)
-            link.peer = message.replica
-            self._peer_gauge(link.peer, True)
-            self._remember_peer(message.replica)
         elif isinstance(message, (Delta, States)) and self.metrics is not None and link.peer:
             self.metrics.deltas_received.labels(link.peer).inc()
             if isinstance(message, States):
                 self.metrics.catchups.labels(link.peer).inc()
         self._commit_local_writes()
         self._run(self.engine.receive(key, message, time.monotonic()))
+        if isinstance(message, Hello) and not link.closing:  # the engine accepted it
+            link.peer = message.replica
+            self._peer_gauge(link.peer, True)
+            self._remember_peer(message.replica)
 
     async def _write_loop(self, key: Hashable, link: Link) -> None:
         while True:

@@ -119,3 +119,22 @@ def test_state_digest_unchanged_by_hostile_peer_and_client(tmp_path: Path) -> No
                 await eventually(lambda: us.replica.get("c") == 5 == eu.replica.get("c"))
 
     asyncio.run(asyncio.wait_for(main(), 90))
+
+
+def test_compressed_bomb_is_refused_before_it_inflates(tmp_path: Path) -> None:
+    """A small compressed frame that would inflate past 4x the frame limit: link dropped."""
+    import zlib
+
+    bomb = b"\x01" + zlib.compress(b'{"type":"ack","upto":1' + b" " * (40 << 20) + b"}", 9)
+    assert len(bomb) < 100_000
+
+    async def main() -> None:
+        async with running(tmp_path, "us", max_frame_bytes=1 << 20) as us:
+            assert us.sync.max_message_bytes == 4 << 20
+            async with RawPeer.connect(url_of(us, "/sync"), replica="eu.00000002") as peer:
+                await peer.hello()
+                await peer.conn.send(bomb)
+                assert await peer.closed_with() == 1002
+            assert rejected(us, "peer_protocol") == 1
+
+    asyncio.run(asyncio.wait_for(main(), 60))
