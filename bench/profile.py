@@ -52,7 +52,8 @@ def _top(prof: cProfile.Profile, n: int, total: float) -> str:
     """Markdown table of the top ``n`` functions by own time."""
     st = pstats.Stats(prof, stream=io.StringIO())
     rows = []
-    for (file, line, func), (cc, nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
+    stats: dict[Any, Any] = st.stats  # type: ignore[attr-defined]
+    for (file, line, func), (_cc, nc, tt, ct, _callers) in stats.items():
         rows.append((tt, ct, nc, _where(file, line, func)))
     rows.sort(reverse=True)
     prof_total = sum(r[0] for r in rows) or 1.0
@@ -353,7 +354,7 @@ def section_w5(scale: float, top: int) -> str:
     capture: list[tuple[str, bytes]] = []
     res = asyncio.run(_w5_crdtsync(MEMORY, scale, capture=capture))
     rids = {replica_id(i) for i in range(3)}
-    own = fwd = 0
+    own = fwd = 0.0
     own_entries = fwd_entries = 0
     kinds: Counter[str] = Counter()
     msgs: Counter[str] = Counter()
@@ -392,6 +393,9 @@ def section_w5(scale: float, top: int) -> str:
            f"({100 * own / max(delta_total, 1):.0f}%)**, **forwarded entries of other "
            f"replicas {fwd:,.0f} B ({100 * fwd / max(delta_total, 1):.0f}%)** "
            f"({own_entries:,} own counter entries, {fwd_entries:,} forwarded)",
+           "- per sender (own / forwarded Delta bytes): " + "; ".join(
+               f"{who}: {c['own']:,} / {c['forwarded']:,}" for who, c in sorted(
+                   per_sender.items())),
            "", anat.table(), ""]
     prof, res2 = _profiled(lambda: asyncio.run(_w5_crdtsync(MEMORY, scale)))
     out.append("Top functions by own time (cProfile, one more run, whole event loop):\n")

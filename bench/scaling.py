@@ -85,7 +85,7 @@ def measure(n_keys: int, *, rounds: int, warmup: int, changes: int, store: str,
         A, B = replicas.open(0), replicas.open(1)
         t0 = time.perf_counter()
         for start in range(0, n_keys, CHUNK):
-            group = {}
+            group: dict[str, Any] = {}
             for i in range(start, min(start + CHUNK, n_keys)):
                 c = PNCounter()
                 c.increment(SEED_RID, 1 + i % 7)

@@ -13,7 +13,9 @@ import asyncio
 import atexit
 import contextlib
 import os
+import random
 import signal
+import socket
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 
 from crdtsync_server.faultproxy import FaultProxy
 
-from tests.integration.procs import ServerProc, start_server
+from tests.integration.procs import ServerProc, free_port, start_server
 from tests.integration.test_sync import Cluster
 
 __all__ = ["ChaosCluster"]
@@ -58,12 +60,41 @@ def _terminate(server: ServerProc, sig: int = signal.SIGTERM, timeout: float = 1
             pipe.close()
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def listen_port(rng: random.Random) -> int:
+    """A free port on 127.0.0.1 *below* the ephemeral range.
+
+    A replica keeps its port across restarts; while it is down, a port from the ephemeral
+    range may become the local end of any outgoing connection on the machine (ours are many),
+    and the restart could not bind it. Ports below the range are only taken by listeners.
+    """
+    low = _ephemeral_range()[0]
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 20000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 class ChaosCluster(Cluster):
     """``names`` replicas in a full mesh of proxied links under ``root``."""
 
     def __init__(self, root: Path, names: list[str]) -> None:
         n = len(names)
         super().__init__(root, names, {(i, j) for i in range(n) for j in range(n) if i != j})
+        rng = random.Random()
+        self.ports = [listen_port(rng) for _ in names]
         self.offsets = [0] * n
         self.paused: set[int] = set()
         self._starting: set[asyncio.Future[ServerProc]] = set()
@@ -88,8 +119,16 @@ class ChaosCluster(Cluster):
             peers.append(f"--clock-offset-ms={self.offsets[i]}")
 
         def spawn() -> ServerProc:
-            server = start_server(self.root / self.names[i], self.names[i], port=self.ports[i],
-                                  extra=peers, log_path=self.log_path(i))
+            for attempt in range(3):
+                try:
+                    server = start_server(self.root / self.names[i], self.names[i],
+                                          port=self.ports[i], extra=peers,
+                                          log_path=self.log_path(i))
+                    break
+                except RuntimeError as exc:  # someone took the port: move to another one
+                    if "address already in use" not in str(exc) or attempt == 2:
+                        raise
+                    self._move(i, listen_port(random.Random()))
             _LIVE.add(server.proc)
             self.procs[i] = server  # even if the awaiting task was cancelled meanwhile
             return server
@@ -100,6 +139,13 @@ class ChaosCluster(Cluster):
         self._starting.add(fut)
         fut.add_done_callback(self._starting.discard)
         await fut
+
+    def _move(self, i: int, port: int) -> None:
+        """Give replica i a new port: its peers' proxies and its clients follow."""
+        self.ports[i] = port
+        for (_, b), proxy in self.proxies.items():
+            if b == i:
+                proxy.target_port = port
 
     def running(self, i: int) -> bool:
         """True if replica i's process is alive (maybe stopped)."""
@@ -187,5 +233,10 @@ class ChaosCluster(Cluster):
             await asyncio.wait(set(self._starting), timeout=30)
         await asyncio.gather(*(asyncio.to_thread(_terminate, p) for p in self.procs
                                if p is not None), return_exceptions=True)
+        for proxy in self.proxies.values():
+            await proxy.close()
+        # A connection the proxy was still dialling upstream when it closed gets its pipes
+        # afterwards: a second close ends them too, so no task is left to be cancelled.
+        await asyncio.sleep(0.2)
         for proxy in self.proxies.values():
             await proxy.close()
