@@ -67,15 +67,19 @@ def encode(x: Any) -> bytes:
 
 def decode(data: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_BYTES) -> Any:
     """Decode bytes made by :func:`encode`; raise DecodeError on anything else."""
+    return from_envelope(_parse(data, max_bytes, "encoded value"))
+
+
+def _parse(data: Any, max_bytes: int, what: str) -> Any:
+    """Check the size of untrusted bytes and parse them as JSON; raise DecodeError."""
     if not isinstance(data, (bytes, bytearray, memoryview, str)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_bytes:
-        raise DecodeError(f"encoded value of {len(data)} bytes exceeds the limit of {max_bytes}")
+        raise DecodeError(f"{what} of {len(data)} bytes exceeds the limit of {max_bytes}")
     try:
-        obj = orjson.loads(data)
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"not valid JSON: {exc}") from exc
-    return from_envelope(obj)
 
 
 def encode_group(group: Any) -> bytes:
@@ -86,15 +90,7 @@ def encode_group(group: Any) -> bytes:
 def decode_group(data: bytes | bytearray | memoryview | str, *,
                  max_bytes: int = MAX_BYTES) -> dict[str, Any]:
     """Decode bytes made by :func:`encode_group`; raise DecodeError on anything else."""
-    if not isinstance(data, (bytes, bytearray, memoryview, str)):
-        raise DecodeError(f"expected bytes, got {type(data).__name__}")
-    if len(data) > max_bytes:
-        raise DecodeError(f"encoded group of {len(data)} bytes exceeds the limit of {max_bytes}")
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"not valid JSON: {exc}") from exc
-    return group_from_json(obj)
+    return group_from_json(_parse(data, max_bytes, "encoded group"))
 
 
 def group_from_json(obj: Any) -> dict[str, Any]:

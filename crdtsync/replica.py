@@ -306,7 +306,7 @@ class Replica(Handles):
         if type(x) is kind and self._writable:
             made: list[Any] = []
             if remove and kind is AWORSet:
-                old = x._unstamp(element)  # type: ignore[attr-defined]  (validates first)
+                old = x._unstamp(element)  # type: ignore[attr-defined]
             else:
                 payload = None if kind is AWORSet else not remove
                 dot, old = x._stamp(self.replica_id, element, payload)  # type: ignore[attr-defined]

@@ -295,6 +295,10 @@ class ClientSession:
                         raise ClientError(exc.code, f"ops[{i}]: {exc.message}") from exc
         except LocalError as exc:
             raise ClientError("read_only", str(exc)) from exc
+        except TypeMismatchError as exc:
+            raise ClientError("type_mismatch", f"batch refused: {exc}") from exc
+        except (TypeError, ValueError) as exc:  # raised as the batch is applied (an overflow)
+            raise ClientError("bad_argument", f"batch refused: {exc}") from exc
         keys = [sub.get("key") for sub in ops]
         value = [to_json_value(self.replica.get(k)) for k in keys]
         self.app.metrics.write("batch")

@@ -46,6 +46,11 @@ def _vv_from_json(obj: Any) -> dict[str, int]:
 
 
 def _bump(entries: dict[str, int], replica: str, by: int) -> int:
+    """Validate the arguments of an increment and add ``by`` to ``replica``'s entry."""
+    if replica not in KNOWN_REPLICAS:
+        remember_replica(replica)
+    if type(by) is not int or by <= 0:
+        check_amount(by)
     n = entries.get(replica, 0) + by
     if n > MAX_INT:
         raise ValueError(f"counter entry of {replica!r} would exceed 2**63-1")
@@ -65,10 +70,6 @@ class GCounter(Crdt):
 
     def increment(self, replica: str, by: int = 1) -> GCounter:
         """Add ``by`` (a positive int) on behalf of ``replica``; return the delta."""
-        if replica not in KNOWN_REPLICAS:
-            remember_replica(replica)
-        if type(by) is not int or by <= 0:
-            check_amount(by)
         n = _bump(self._p, replica, by)
         delta = GCounter.__new__(GCounter)
         delta._p = {replica: n}
@@ -136,26 +137,16 @@ class PNCounter(Crdt):
 
     def increment(self, replica: str, by: int = 1) -> PNCounter:
         """Add ``by`` (a positive int) on behalf of ``replica``; return the delta."""
-        if replica not in KNOWN_REPLICAS:
-            remember_replica(replica)
-        if type(by) is not int or by <= 0:
-            check_amount(by)
-        n = _bump(self._p, replica, by)
         delta = PNCounter.__new__(PNCounter)
-        delta._p = {replica: n}
+        delta._p = {replica: _bump(self._p, replica, by)}
         delta._n = {}
         return delta
 
     def decrement(self, replica: str, by: int = 1) -> PNCounter:
         """Subtract ``by`` (a positive int) on behalf of ``replica``; return the delta."""
-        if replica not in KNOWN_REPLICAS:
-            remember_replica(replica)
-        if type(by) is not int or by <= 0:
-            check_amount(by)
-        n = _bump(self._n, replica, by)
         delta = PNCounter.__new__(PNCounter)
         delta._p = {}
-        delta._n = {replica: n}
+        delta._n = {replica: _bump(self._n, replica, by)}
         return delta
 
     def own_delta(self, replica: str) -> PNCounter:
