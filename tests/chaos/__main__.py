@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             summary.add(result)
             print(_line(k, args.schedules, result), flush=True)
+            if schedule.skewed:  # which write won each register under the skewed clock
+                for note in result.report.notes:
+                    print(f"    {note}", flush=True)
             if not result.report.ok:
                 cmd = replay_command(schedule, fixed_replicas=args.replicas is not None)
                 print(result.text(cmd), flush=True)

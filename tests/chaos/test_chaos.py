@@ -41,6 +41,8 @@ def _run(seed: int, root: Path) -> RunResult:
     rep = result.report
     print(f"seed {seed}: {len(result.history)} ops, heal->converged "
           f"{rep.converged_after}, lost {rep.lost}, divergent {rep.divergent}")
+    for note in rep.notes:  # which write won each register (and under which clock offset)
+        print(f"  {note}")
     if not rep.ok:
         # pytest rotates tmp_path away after a few sessions: keep the evidence elsewhere
         keep = Path(tempfile.mkdtemp(prefix=f"crdtsync-chaos-seed{seed}-"))

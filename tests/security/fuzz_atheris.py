@@ -16,13 +16,14 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["crdtsync", "crdtsync_server"]):
+    from crdtsync_server.client_api import ClientError, apply_write, parse_request
+
     from crdtsync.codec import decode, decode_group, encode, encode_group
     from crdtsync.errors import DecodeError
     from crdtsync.replica import Replica
     from crdtsync.sync import decode_message, encode_message
-    from crdtsync_server.client_api import ClientError, apply_write, parse_request
 
-_REPLICA = Replica.open(None, name="us")
+_STATE = {"replica": Replica.open(None, name="us"), "runs": 0}
 
 
 def message(data: bytes) -> None:
@@ -44,23 +45,27 @@ def group(data: bytes) -> None:
 
 
 def client(data: bytes) -> None:
-    text = data.decode("utf-8", "replace")
+    _STATE["runs"] += 1
+    if _STATE["runs"] % 2000 == 0:  # a fresh replica now and then: checks stay O(input)
+        _STATE["replica"] = Replica.open(None, name="us")
+    replica = _STATE["replica"]
     try:
-        req = parse_request(text)
-        key = req.get("key")
-        before = encode(_REPLICA._data[key]) if isinstance(key, str) and key in _REPLICA else None
-        try:
-            apply_write(_REPLICA, req)
-        except ClientError:
-            after = encode(_REPLICA._data[key]) if isinstance(key, str) and key in _REPLICA \
-                else None
-            assert after == before, "a refused write changed the state"
-            raise
+        req = parse_request(data.decode("utf-8", "replace"))
     except ClientError:
         return
-    _REPLICA.commit()
-    for k in _REPLICA.keys():
-        decode(encode(_REPLICA._data[k]))  # what a client wrote, every peer can decode
+    key = req.get("key")
+    key = key if isinstance(key, str) and key in replica else None
+    before = encode(replica._data[key]) if key is not None else None
+    try:
+        apply_write(replica, req)
+    except ClientError:
+        after = encode(replica._data[key]) if key is not None else None
+        assert after == before, "a refused write changed the state"
+        return
+    replica.commit()
+    written = req.get("key")
+    if isinstance(written, str) and written in replica:
+        decode(encode(replica._data[written]))  # what a client wrote, every peer can decode
 
 
 TARGETS = {"message": message, "group": group, "client": client}

@@ -150,11 +150,13 @@ def test_access_helpers() -> None:
 
 def test_connection_limit(tmp_path: Path) -> None:
     async def main() -> None:
-        async with running(tmp_path, "us", max_clients=2) as us:
+        async with running(tmp_path, "us", max_clients=2, max_queue=4) as us:
             url = url_of(us, "/client")
             async with connect(url) as a, connect(url) as b:
                 for c in (a, b):
                     assert (await ask(c, {"id": 1, "op": "keys"}))["ok"]
+                assert us._server is not None
+                assert {c.max_queue_high for c in us._server.connections} == {4}
                 assert await status_of(url) == 503
                 assert rejected(us, "client_capacity") == 1
             for _ in range(100):  # the two have gone: room again
