@@ -60,7 +60,10 @@ class ORMap(CausalCrdt):
         tag = embed.TYPE
         entries = self._store.entries
         for other in _NESTED:
-            if other != tag and (key, other) in entries:
+            # After a concurrent type clash the type with the greatest tag is the one shown,
+            # and stays writable; writing any other type of the key is refused.
+            if other > tag and (key, other) in entries or (
+                    other < tag and (key, other) in entries and (key, tag) not in entries):
                 raise TypeMismatchError(f"map key {key!r} holds a {other}, not a {tag}")
         ik = (key, tag)
         view = embed._view(entries.get(ik) or embed._new_store(), self._ctx)
@@ -70,8 +73,13 @@ class ORMap(CausalCrdt):
             if depth > MAX_DEPTH:
                 raise ValueError(f"maps nested deeper than {MAX_DEPTH}")
             view._depth = depth  # type: ignore[attr-defined]
-        delta = fn(view)
+        try:
+            delta = fn(view)
+        except BaseException:
+            self._resync(ik, view._store)  # fn may have changed the value before failing
+            raise
         if type(delta) is not embed:
+            self._resync(ik, view._store)
             raise TypeError(f"fn must return the delta of a {tag} mutator, got {delta!r:.80}")
         self._reindex(ik, view._store, delta)
         out = DotMap()
@@ -92,6 +100,19 @@ class ORMap(CausalCrdt):
                     store.owner.pop(dot, None)
                     dctx.add(dot)
         return self._delta(DotMap(), dctx)
+
+    def _resync(self, ik: tuple[Any, str], nested: Any) -> None:
+        """Make the dot index match ``nested`` again (slow path, after a failing ``fn``)."""
+        store = self._store
+        held = set(store_dots(nested))
+        for dot in [d for d, owner in store.owner.items() if owner == ik and d not in held]:
+            del store.owner[dot]
+        for dot in held:
+            store.owner[dot] = ik
+        if store_is_bottom(nested):
+            store.entries.pop(ik, None)
+        else:
+            store.entries[ik] = nested
 
     def _reindex(self, ik: tuple[Any, str], nested: Any, delta: CausalCrdt) -> None:
         store = self._store

@@ -254,3 +254,32 @@ def test_maps_nested_beyond_max_depth_are_refused_at_the_writer() -> None:
     with pytest.raises(ValueError):
         deeper(1)(m)
     assert m == before
+
+
+def test_after_a_type_clash_the_shown_type_stays_writable() -> None:
+    a, b = ORMap(), ORMap()
+    a.update("a", "k", AWORSet, lambda s: s.add("a", "x"))
+    b.update("b", "k", MVRegister, lambda r: r.assign("b", 1))  # "mvregister" > "aworset"
+    a.merge(b)
+    assert a.value == {"k": (1,)}
+    a.update("a", "k", MVRegister, lambda r: r.assign("a", 2))
+    assert a.value == {"k": (2,)}
+    with pytest.raises(TypeMismatchError):
+        a.update("a", "k", AWORSet, lambda s: s.add("a", "y"))
+
+
+def test_a_failing_fn_leaves_the_map_consistent() -> None:
+    from crdtsync.codec import decode, encode
+
+    m = ORMap()
+    m.update("a", "s", AWORSet, lambda s: s.add("a", "x"))
+
+    def bad(s: AWORSet) -> object:
+        s.add("a", "y")  # changes the value, then returns the wrong thing
+        return "oops"
+
+    with pytest.raises(TypeError):
+        m.update("a", "s", AWORSet, bad)
+    assert decode(encode(m)) == m  # index and store agree
+    m.remove("a", "s")
+    assert m.value == {} and decode(encode(m)) == m
