@@ -269,9 +269,10 @@ class Handles(_Writer):
 class Batch(Handles):
     """An atomic group of writes (see :meth:`Replica.batch`).
 
-    Each write is checked when it is made (type of the key, arguments, by running it on an
-    empty value of its type) and applied when the block exits cleanly, all in the same
-    commit; if the block raises, none is applied.
+    Each write is checked when it is made (type of the key, arguments, by running it on a
+    scratch value: a running copy of the key for counters, whose checks depend on the
+    state (overflow), an empty value for other types, whose checks do not) and applied when
+    the block exits cleanly, all in the same commit; if the block raises, none is applied.
     """
 
     def __init__(self, replica: Replica) -> None:
@@ -279,6 +280,7 @@ class Batch(Handles):
         self.replica_id = replica.replica_id
         self._ops: list[tuple[str, type[Crdt], Mutator]] = []
         self._kinds: dict[str, type[Crdt]] = {}
+        self._scratch: dict[str, Crdt] = {}
         self._done = False
         self.write: Write | None = None
 
@@ -295,8 +297,17 @@ class Batch(Handles):
         elif seen is not kind:
             raise TypeMismatchError(
                 f"key {key!r} written as {seen.TYPE} and {kind.TYPE} in one batch")
-        fn(kind())  # validates the arguments on a scratch value; raises before anything applies
+        fn(self._scratch_for(key, kind))  # raises before anything applies
         self._ops.append((key, kind, fn))
+
+    def _scratch_for(self, key: str, kind: type[Crdt]) -> Crdt:
+        if kind is not PNCounter and kind is not GCounter:
+            return kind()
+        scratch = self._scratch.get(key)
+        if scratch is None:
+            current = self._replica.state(key)
+            scratch = self._scratch[key] = current if current is not None else kind()
+        return scratch
 
     def __enter__(self) -> Batch:
         return self

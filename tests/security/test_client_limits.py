@@ -314,9 +314,6 @@ def _server_alive(server: ReplicaServer) -> bool:
     return server.replica.get("p") is not None
 
 
-@pytest.mark.xfail(strict=True, reason="crdtsync/handles.py Batch.__exit__ applies the ops one "
-                   "by one; an op that fails only against the current value (a counter "
-                   "overflow) leaves the ops before it applied")
 def test_batch_that_overflows_a_counter_applies_nothing(tmp_path: Path) -> None:
     async def main() -> None:
         async with running(tmp_path, "us") as us:

@@ -97,6 +97,13 @@ def test_batch_is_atomic_and_one_log_entry(replica: Replica) -> None:
             b.counter("b").increment()
             b.counter("b").increment(-5)
     assert replica.get("a") == 1 and "b" not in replica
+    replica.counter("big").increment(2**63 - 3)
+    with pytest.raises(ValueError):
+        with replica.batch() as b:
+            b.counter("fresh").increment()
+            b.counter("big").increment()
+            b.counter("big").increment(2)  # overflows only with the increment before it
+    assert "fresh" not in replica and replica.get("big") == 2**63 - 3
 
 
 def test_reopen_keeps_state_and_identity(tmp_path: Path) -> None:
