@@ -145,10 +145,10 @@ def plot_scaling(jsonl: Path, out_dir: Path | None = None) -> list[Path]:
     ax.set_ylabel(f"bytes per sync round ({rows[0]['changes_per_round']:,} changes)")
     ax.set_title("bytes per round (median, min–max)", fontsize=10)
     ax = axes[1]
-    for field, label in (("round_cpu_seconds", "whole round, CPU"),
-                         ("round_sync_cpu_seconds", "sync part, CPU"),
-                         ("round_seconds", "whole round, wall")):
-        ax.plot(keys, [1e3 * r[f"{field}_median"] for r in rows], marker="o", label=label)
+    for field, label, style in (("round_cpu_seconds", "whole round, CPU", "-o"),
+                                ("round_sync_cpu_seconds", "sync part, CPU", "-o"),
+                                ("round_seconds", "whole round, wall", "--x")):
+        ax.plot(keys, [1e3 * r[f"{field}_median"] for r in rows], style, label=label)
     ax.set_xscale("log")
     ax.set_ylim(bottom=0)
     ax.set_xlabel("keys in both replicas")

@@ -312,11 +312,51 @@ def section_w4(scale: float, top: int) -> str:
             f"{_top(prof, top, r['total'])}\n")
 
 
-def section_w6(scale: float) -> str:
+def section_w6(scale: float, top: int) -> str:
     from bench.syncpump import Net, Node
 
     W = workloads()
     work = W.w6(scale)
+
+    def run(frames: list[bytes] | None) -> tuple[float, dict[str, int], set[str]]:
+        with Replicas(MEMORY) as replicas:
+            A, B = new_ops(replicas, 0), new_ops(replicas, 1)
+            net = Net()
+            na, nb = Node(A.replica, net), Node(B.replica, net)
+            for rep, o in ((A, work[0]), (B, work[1])):
+                for a, b in W.batches(len(o.incs)):
+                    rep.inc_batch(o.incs, a, b)
+                for a, b in W.batches(len(o.add_set)):
+                    rep.add_batch(o.add_set, o.add_elem, a, b)
+            t0 = time.perf_counter()
+            net.connect(na, nb)
+            while net.queue:
+                node, link, data = net.queue.popleft()
+                if frames is not None:
+                    frames.append(data)
+                node.deliver(link, data)
+            total = time.perf_counter() - t0
+            return (total, dict(na.sent_bytes + nb.sent_bytes),
+                    {A.replica.replica_id, B.replica.replica_id})
+
+    frames: list[bytes] = []
+    total, by, rids = run(frames)
+    anat = Anatomy(rids)
+    for f in frames:
+        anat.add(f)
+    # Profile only the exchange: the partitioned local work runs before enabling it.
+    prof = cProfile.Profile()
+    _run_w6_profiled(prof, work)
+    return (f"### W6: the reconnect exchange\n\n- {len(frames)} messages, "
+            f"{sum(by.values()):,} B in {total:.3f} s; by type: {by}\n\n{anat.table()}\n\n"
+            f"Top functions by own time (cProfile, the exchange only):\n\n"
+            f"{_top(prof, top, total)}\n")
+
+
+def _run_w6_profiled(prof: cProfile.Profile, work: Any) -> None:
+    from bench.syncpump import Net, Node
+
+    W = workloads()
     with Replicas(MEMORY) as replicas:
         A, B = new_ops(replicas, 0), new_ops(replicas, 1)
         net = Net()
@@ -326,20 +366,12 @@ def section_w6(scale: float) -> str:
                 rep.inc_batch(o.incs, a, b)
             for a, b in W.batches(len(o.add_set)):
                 rep.add_batch(o.add_set, o.add_elem, a, b)
-        anat = Anatomy({A.replica.replica_id, B.replica.replica_id})
-        net.connect(na, nb)
-        frames = []
-        t0 = time.perf_counter()
-        while net.queue:
-            node, link, data = net.queue.popleft()
-            frames.append(data)
-            node.deliver(link, data)
-        total = time.perf_counter() - t0
-        for f in frames:
-            anat.add(f)
-        by = dict(na.sent_bytes + nb.sent_bytes)
-    return (f"### W6: the reconnect exchange\n\n- {len(frames)} messages, "
-            f"{sum(by.values()):,} B in {total:.3f} s; by type: {by}\n\n{anat.table()}\n")
+        prof.enable()
+        try:
+            net.connect(na, nb)
+            net.pump()
+        finally:
+            prof.disable()
 
 
 # ---------------------------------------------------------------- W5
@@ -429,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         "W3": lambda: section_local("W3", MEMORY, a.scale, a.top),
         "W4": lambda: section_w4(a.scale, a.top),
         "W5": lambda: section_w5(a.scale, a.top),
-        "W6": lambda: section_w6(a.scale),
+        "W6": lambda: section_w6(a.scale, a.top),
     }
     for name in only:
         if name not in makers:

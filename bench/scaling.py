@@ -61,7 +61,7 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 def measure(n_keys: int, *, rounds: int, warmup: int, changes: int, store: str,
-            seed: int = 42) -> dict[str, Any]:
+            seed: int = 42, gc_freeze: bool = False) -> dict[str, Any]:
     """Run steps 1-3 for a keyspace of ``n_keys``; return the measured fields."""
     from bench.drivers.crdtsync_types import commit
     from bench.replica_common import (
@@ -112,6 +112,11 @@ def measure(n_keys: int, *, rounds: int, warmup: int, changes: int, store: str,
         out["handshake_bytes"] = handshake
         keys = [_key(i) for i in range(n_keys)]
         before = settle()
+        if gc_freeze:  # move everything alive now out of the cyclic GC's sight
+            import gc
+
+            gc.freeze()
+            out["gc_freeze"] = True
         out["rss_before_mb"] = round(before, 1)
         last_tick = time.monotonic()
         per_round: list[dict[str, float]] = []
@@ -195,6 +200,8 @@ def measure(n_keys: int, *, rounds: int, warmup: int, changes: int, store: str,
 def _child(n: int, a: argparse.Namespace, timeout: float) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.scaling", "--child", str(n), "--rounds", str(a.rounds),
            "--warmup", str(a.warmup), "--changes", str(a.changes), "--store", a.store]
+    if a.gc_freeze:
+        cmd.append("--gc-freeze")
     try:
         p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -220,7 +227,8 @@ def summarize(rows: list[dict[str, Any]]) -> str:
         cu = (f"{r['catchup_bytes']:,} ({r.get('catchup_bytes_buckets', 0):,} / "
               f"{r.get('catchup_bytes_keys', 0):,} / {r.get('catchup_bytes_states', 0):,})")
         out.append(
-            f"| {r['keys']:,} | {r['store'].split(' (')[0]} | {r['round_bytes_median']:,} "
+            f"| {r['keys']:,} | {r['store'].split(' (')[0]}"
+            f"{', gc.freeze()' if r.get('gc_freeze') else ''} | {round(r['round_bytes_median']):,} "
             f"[{r['round_bytes_min']:,}–{r['round_bytes_max']:,}] | "
             f"{r['round_bytes_per_change']} ({r.get('round_bytes_per_key_touched', '–')}) | "
             f"{r['round_seconds_median']:.4f} "
@@ -243,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="counter increments per round (default 1000)")
     ap.add_argument("--store", choices=("memory", "sqlite-full", "sqlite-normal"),
                     default="memory")
+    ap.add_argument("--gc-freeze", action="store_true",
+                    help="gc.freeze() after loading the keyspace (what a long-running "
+                    "replica holding millions of objects may do)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--timeout", type=float, default=1200.0,
                     help="seconds before a size's child is killed (default %(default)s)")
@@ -253,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--rounds and --changes must be >= 1, --warmup >= 0")
     if a.child is not None:
         print(json.dumps(measure(a.child, rounds=a.rounds, warmup=a.warmup,
-                                 changes=a.changes, store=a.store)), flush=True)
+                                 changes=a.changes, store=a.store, gc_freeze=a.gc_freeze)),
+              flush=True)
         return 0
     if a.summarize:
         rows = [json.loads(ln) for ln in a.summarize.read_text().splitlines() if ln.strip()]
