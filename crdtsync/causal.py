@@ -183,7 +183,7 @@ class CausalContext:
     @classmethod
     def from_json(cls, obj: Any) -> CausalContext:
         """Build a context from its JSON form; raise ValueError on a bad shape."""
-        from crdtsync.codec import check_dot, check_int, check_replica  # cycle-free at call time
+        from crdtsync.codec import KNOWN_REPLICAS, check_dot, check_int, remember_replica
 
         if not isinstance(obj, list) or len(obj) != 2 or not isinstance(obj[0], dict):
             raise ValueError("causal context must be [version vector, cloud]")
@@ -192,7 +192,8 @@ class CausalContext:
             raise ValueError("causal context cloud must be a list")
         ctx = cls()
         for replica, seq in vv_obj.items():
-            check_replica(replica)
+            if replica not in KNOWN_REPLICAS:
+                remember_replica(replica)
             check_int(seq, low=1)
             ctx.vv[replica] = seq
         for item in cloud_obj:

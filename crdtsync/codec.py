@@ -182,7 +182,12 @@ def check_dot(x: Any) -> Dot:
     """Return the dot encoded as ``[replica, seq]``."""
     if not isinstance(x, list) or len(x) != 2:
         raise ValueError(f"a dot must be [replica, seq], got {x!r:.60}")
-    return (check_replica(x[0]), check_int(x[1], low=1))
+    replica, seq = x
+    if replica not in KNOWN_REPLICAS:
+        remember_replica(replica)
+    if type(seq) is not int or not 0 < seq <= MAX_INT:
+        check_int(seq, low=1)
+    return (replica, seq)
 
 
 def check_element(x: Any) -> str | int:

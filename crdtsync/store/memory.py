@@ -115,17 +115,17 @@ class MemoryStore:
 
     def _write_bases(self, staged: _Staged, p: Prepared) -> None:
         for key, tag, blob in p.bases:
-            staged.keys[key] = (tag, True, blob, [])
+            staged.keys[key] = (tag, True, _own(blob), [])
 
     def _write_deltas(self, staged: _Staged, p: Prepared) -> None:
         for key, tag, blob in p.deltas:
             if key in staged.keys:
-                staged.keys[key][3].append(blob)
+                staged.keys[key][3].append(_own(blob))
             else:
-                staged.keys[key] = (tag, False, None, [blob])
+                staged.keys[key] = (tag, False, None, [_own(blob)])
 
     def _write_log(self, staged: _Staged, p: Prepared) -> None:
-        staged.log = p.log
+        staged.log = [LogEntry(e.seq, e.origin, _own(e.blob)) for e in p.log]
 
     def _write_meta(self, staged: _Staged, p: Prepared) -> None:
         staged.meta = p.meta
@@ -305,6 +305,15 @@ class MemoryStore:
     def _live(self) -> None:
         if self._closed:
             raise LocalError("memory store is closed")
+
+
+def _own(blob: bytes) -> bytes:
+    """Return an exact-size copy of ``blob``.
+
+    Bytes made by orjson keep about 4 KiB of process memory alive however short they are;
+    a store that keeps thousands of small blobs must not hold on to those.
+    """
+    return memoryview(blob).tobytes()
 
 
 def _b64(blob: bytes) -> str:

@@ -61,7 +61,9 @@ class SyncConfig:
       has not acked; that peer then catches up from state;
     - ``retransmit_after``: seconds without progress before unacked data, a handshake or a
       catch-up is sent again;
-    - ``window``: most unacked Delta messages in flight per peer.
+    - ``window``: most unacked Delta messages in flight per peer (default 2). Entries logged
+      while the window is full wait and leave as one joined interval on the next ack, so a
+      busy replica sends fewer, larger deltas (a counter's later totals replace earlier ones).
     """
 
     replica: str
@@ -72,7 +74,7 @@ class SyncConfig:
     max_log_entries: int = 100_000
     max_log_bytes: int = 256 << 20
     retransmit_after: float = 5.0
-    window: int = 16
+    window: int = 2
 
     def __post_init__(self) -> None:
         for name in ("replica", "cluster"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crdtsync.codec import KNOWN_REPLICAS, MAX_INT, check_int, check_replica, remember_replica
+from crdtsync.codec import KNOWN_REPLICAS, MAX_INT, check_int, remember_replica
 from crdtsync.types.base import Crdt, register
 
 __all__ = ["GCounter", "PNCounter", "check_amount"]
@@ -40,8 +40,10 @@ def _vv_from_json(obj: Any) -> dict[str, int]:
     if not isinstance(obj, dict):
         raise ValueError("counter entries must be an object {replica: count}")
     for replica, n in obj.items():
-        check_replica(replica)
-        check_int(n, low=1)
+        if replica not in KNOWN_REPLICAS:
+            remember_replica(replica)
+        if type(n) is not int or not 0 < n <= MAX_INT:
+            check_int(n, low=1)
     return dict(obj)
 
 
