@@ -119,6 +119,7 @@ class SyncService:
                              tls=tls is not None, members=self.rules.members,
                              timeout=auth_timeout, max_frame_bytes=max_frame_bytes,
                              metrics=metrics)
+        replica.hold_log_for_sync()  # log entries stay until the engine says peers have them
         meta = replica.store.meta()
         known = frozenset(meta.get(PEERS_META, [])) - {replica.replica_id}
         marks = {k[len(MARK_PREFIX):]: int(v) for k, v in meta.items() if k.startswith(MARK_PREFIX)}
@@ -342,7 +343,7 @@ class SyncService:
 
     def _send(self, out: Send) -> None:
         link = self._links.get(out.link)
-        if link is None:
+        if link is None or link.closing:
             return
         data = encode_message(out.message)
         if not link.send(data):

@@ -281,3 +281,17 @@ def test_async_group_commit_and_watch(tmp_path: Path) -> None:
 
 async def _wait(write: object) -> None:
     await write  # type: ignore[misc]
+
+
+def test_a_replica_held_for_sync_keeps_its_log_until_trimmed(tmp_path: Path) -> None:
+    r = Replica.open(str(tmp_path / "r"), name="us", checkpoint_entries=10)
+    r.hold_log_for_sync()
+    for _ in range(35):
+        r.counter("c").increment()
+        r.commit()
+    assert [e.seq for e in r.store.log()][0] == 1  # checkpointed, but peers may need them
+    r.trim_log(20)
+    r.counter("c").increment()
+    r.commit()
+    assert [e.seq for e in r.store.log()][0] == 21
+    r.close()
