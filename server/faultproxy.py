@@ -23,6 +23,7 @@ class FaultProxy:
         self.port = port
         self.cut_off = False
         self.delay = 0.0
+        self._closed = False
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -35,6 +36,7 @@ class FaultProxy:
 
     async def close(self) -> None:
         """Stop listening and drop every connection."""
+        self._closed = True
         if self._server is not None:
             self._server.close()
         self.drop_connections()
@@ -67,6 +69,10 @@ class FaultProxy:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
             writer.transport.abort()
+            return
+        if self._closed or self.cut_off:  # closed or cut while we were connecting upstream
+            writer.transport.abort()
+            up_writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
         tasks = [asyncio.ensure_future(self._pipe(reader, up_writer)),

@@ -60,31 +60,9 @@ def _terminate(server: ServerProc, sig: int = signal.SIGTERM, timeout: float = 1
             pipe.close()
 
 
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
 def listen_port(rng: random.Random) -> int:
-    """A free port on 127.0.0.1 *below* the ephemeral range.
-
-    A replica keeps its port across restarts; while it is down, a port from the ephemeral
-    range may become the local end of any outgoing connection on the machine (ours are many),
-    and the restart could not bind it. Ports below the range are only taken by listeners.
-    """
-    low = _ephemeral_range()[0]
-    for _ in range(200):
-        port = rng.randrange(max(1024, low - 20000), low)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    return free_port()
+    """A free port below the ephemeral range (see :func:`tests.integration.procs.free_port`)."""
+    return free_port(rng)
 
 
 class ChaosCluster(Cluster):
@@ -234,9 +212,4 @@ class ChaosCluster(Cluster):
         await asyncio.gather(*(asyncio.to_thread(_terminate, p) for p in self.procs
                                if p is not None), return_exceptions=True)
         for proxy in self.proxies.values():
-            await proxy.close()
-        # A connection the proxy was still dialling upstream when it closed gets its pipes
-        # afterwards: a second close ends them too, so no task is left to be cancelled.
-        await asyncio.sleep(0.2)
-        for proxy in self.proxies.values():
-            await proxy.close()
+            await proxy.close()  # a connection still dialling upstream is dropped when it lands

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import signal
 import subprocess
@@ -21,11 +22,34 @@ __all__ = ["ServerProc", "start_server", "Client", "free_port"]
 _READY = re.compile(r"serving on ws://([\d.]+):(\d+)")
 
 
-def free_port() -> int:
-    """Return a port that was free on 127.0.0.1 a moment ago."""
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(rng: random.Random | None = None) -> int:
+    """Return a port free on 127.0.0.1 a moment ago, *below* the ephemeral range.
+
+    A replica keeps its port across restarts; while it is down, a port of the ephemeral
+    range may become the local end of any outgoing connection on the machine, and the
+    restart could not bind it. Ports below the range are only taken by listeners.
+    """
     import socket
 
-    with socket.socket() as s:
+    rng = rng or random.Random()
+    low = _ephemeral_range()[0]
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 20000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # everything below the range is taken: any free port
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
