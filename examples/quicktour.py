@@ -32,22 +32,28 @@ def main() -> None:
 
     print("while partitioned:")
     for r in regions:
-        print(f"  {r}: likes={sorted(likes[r].value)} views={views[r].value} title={title[r].value!r}")
+        print(
+            f"  {r}: likes={sorted(likes[r].value)} views={views[r].value} title={title[r].value!r}"
+        )
 
     # Heal: deliver every delta to every other region, shuffled and duplicated.
     rng = random.Random(7)
     deliveries = [(src, blob, dst) for src, blob in outbox for dst in regions if dst != src] * 2
     rng.shuffle(deliveries)
-    for src, blob, dst in deliveries:
+    for _src, blob, dst in deliveries:
         delta = decode(blob)
         target = {"aworset": likes, "pncounter": views, "lww": title}[delta.TYPE][dst]
         target.merge(delta)
     total = sum(len(b) for _, b in outbox)
     print(f"after exchanging {len(outbox)} deltas ({total} bytes), shuffled and duplicated:")
     for r in regions:
-        print(f"  {r}: likes={sorted(likes[r].value)} views={views[r].value} title={title[r].value!r}")
-    same = all(likes[r] == likes["us"] and views[r] == views["us"] and title[r] == title["us"]
-               for r in regions)
+        print(
+            f"  {r}: likes={sorted(likes[r].value)} views={views[r].value} title={title[r].value!r}"
+        )
+    same = all(
+        likes[r] == likes["us"] and views[r] == views["us"] and title[r] == title["us"]
+        for r in regions
+    )
     print("converged:", same, "| join of all:", sorted(join(likes["us"], likes["eu"]).value))
 
 

@@ -47,8 +47,14 @@ class ClientError(Exception):
         self.rid: int | None = None  # the request's id, if it had a valid one
 
 
-def _field(req: dict[str, Any], name: str, kind: type | tuple[type, ...], *,
-           default: Any = ..., check: Callable[[Any], bool] | None = None) -> Any:
+def _field(
+    req: dict[str, Any],
+    name: str,
+    kind: type | tuple[type, ...],
+    *,
+    default: Any = ...,
+    check: Callable[[Any], bool] | None = None,
+) -> Any:
     if name not in req:
         if default is ...:
             raise ClientError("bad_request", f"missing field {name!r}")
@@ -56,7 +62,9 @@ def _field(req: dict[str, Any], name: str, kind: type | tuple[type, ...], *,
     value = req[name]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ClientError("bad_request", f"field {name!r} must be {names}, got {type(value).__name__}")
+        raise ClientError(
+            "bad_request", f"field {name!r} must be {names}, got {type(value).__name__}"
+        )
     if check is not None and not check(value):
         raise ClientError("bad_argument", f"field {name!r} out of range: {value!r:.80}")
     return value
@@ -67,8 +75,13 @@ def _key(req: dict[str, Any]) -> str:
 
 
 def _by(req: dict[str, Any]) -> int:
-    return _field(req, "by", int, default=1,  # type: ignore[no-any-return]
-                  check=lambda n: not isinstance(n, bool) and 0 < n <= MAX_INT)
+    return _field(
+        req,
+        "by",
+        int,
+        default=1,  # type: ignore[no-any-return]
+        check=lambda n: not isinstance(n, bool) and 0 < n <= MAX_INT,
+    )
 
 
 def _element(req: dict[str, Any]) -> str | int:
@@ -96,9 +109,14 @@ def _map_target(writer: Any, req: dict[str, Any]) -> tuple[Any, str | int]:
     path = req.get("field")
     if isinstance(path, (str, int)) and not isinstance(path, bool):
         path = [path]
-    if not isinstance(path, list) or not path or not all(
-            isinstance(p, (str, int)) and not isinstance(p, bool) for p in path):
-        raise ClientError("bad_request", "field 'field' must be a str, an int or a non-empty list of them")
+    if (
+        not isinstance(path, list)
+        or not path
+        or not all(isinstance(p, (str, int)) and not isinstance(p, bool) for p in path)
+    ):
+        raise ClientError(
+            "bad_request", "field 'field' must be a str, an int or a non-empty list of them"
+        )
     handle = writer.map(_key(req))
     for step in path[:-1]:
         handle = handle.map(step)
@@ -117,11 +135,17 @@ WRITE_OPS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
     "mvregister.assign": lambda w, r: w.mvregister(_key(r)).assign(_value(r)),
     "flag.enable": lambda w, r: w.flag(_key(r)).enable(),
     "flag.disable": lambda w, r: w.flag(_key(r)).disable(),
-    "map.counter.increment": lambda w, r: _on_field(w, r, lambda h, f: h.counter(f).increment(_by(r))),
-    "map.counter.decrement": lambda w, r: _on_field(w, r, lambda h, f: h.counter(f).decrement(_by(r))),
+    "map.counter.increment": lambda w, r: _on_field(
+        w, r, lambda h, f: h.counter(f).increment(_by(r))
+    ),
+    "map.counter.decrement": lambda w, r: _on_field(
+        w, r, lambda h, f: h.counter(f).decrement(_by(r))
+    ),
     "map.set.add": lambda w, r: _on_field(w, r, lambda h, f: h.set(f).add(_element(r))),
     "map.set.remove": lambda w, r: _on_field(w, r, lambda h, f: h.set(f).remove(_element(r))),
-    "map.register.assign": lambda w, r: _on_field(w, r, lambda h, f: h.register(f).assign(_value(r))),
+    "map.register.assign": lambda w, r: _on_field(
+        w, r, lambda h, f: h.register(f).assign(_value(r))
+    ),
     "map.flag.enable": lambda w, r: _on_field(w, r, lambda h, f: h.flag(f).enable()),
     "map.flag.disable": lambda w, r: _on_field(w, r, lambda h, f: h.flag(f).disable()),
     "map.remove": lambda w, r: _on_field(w, r, lambda h, f: h.remove(f)),
@@ -188,8 +212,7 @@ async def _durable(write: Any) -> None:
 class ClientSession:
     """One client connection: reads requests, answers them, pushes watched changes."""
 
-    def __init__(self, app: ReplicaServer, conn: Any, *, rate: float = 0.0,
-                 burst: int = 0) -> None:
+    def __init__(self, app: ReplicaServer, conn: Any, *, rate: float = 0.0, burst: int = 0) -> None:
         self.app = app
         self.replica = app.replica
         self.conn = conn
@@ -229,13 +252,18 @@ class ClientSession:
             op = req["op"]
             ops = req.get("ops") if op == "batch" else None
             if not self._bucket.take(len(ops) if isinstance(ops, list) and ops else 1):
-                raise ClientError("rate_limited", "too many requests on this connection; "
-                                  "slow down")
+                raise ClientError("rate_limited", "too many requests on this connection; slow down")
             if op == "get":
                 key = _key(req)
                 kind = self.replica.type_of(key)
-                await self.send({"id": rid, "ok": True, "type": kind.TYPE if kind else None,
-                                 "value": to_json_value(self.replica.get(key))})
+                await self.send(
+                    {
+                        "id": rid,
+                        "ok": True,
+                        "type": kind.TYPE if kind else None,
+                        "value": to_json_value(self.replica.get(key)),
+                    }
+                )
             elif op == "clock.now":
                 now = self.replica.now()  # value_str: for clients (JS) without 64-bit ints
                 await self.send({"id": rid, "ok": True, "value": now, "value_str": str(now)})
@@ -244,8 +272,9 @@ class ClientSession:
                 await self.send({"id": rid, "ok": True, "value": self.replica.keys(prefix)})
             elif op == "watch":
                 if len(self._cancels) >= MAX_WATCHES:
-                    raise ClientError("bad_request", f"at most {MAX_WATCHES} watches per "
-                                      f"connection")
+                    raise ClientError(
+                        "bad_request", f"at most {MAX_WATCHES} watches per connection"
+                    )
                 self._watch(_field(req, "prefix", str, default=""))
                 await self.send({"id": rid, "ok": True, "value": None})
             else:
@@ -253,8 +282,12 @@ class ClientSession:
         except ClientError as exc:
             await self.error(exc.rid if rid is None else rid, exc.code, exc.message)
 
-    async def _held(self, start: Callable[[Any, dict[str, Any]], asyncio.Task[None]],
-                    rid: Any, req: dict[str, Any]) -> None:
+    async def _held(
+        self,
+        start: Callable[[Any, dict[str, Any]], asyncio.Task[None]],
+        rid: Any,
+        req: dict[str, Any],
+    ) -> None:
         """Start a write holding one in-flight slot until it is answered (backpressure)."""
         await self._slots.acquire()
         try:
@@ -267,7 +300,9 @@ class ClientSession:
     def _wait_options(self, req: dict[str, Any]) -> tuple[str, float]:
         wait = _field(req, "wait", str, default="local")
         if wait not in ("local", "majority", "all"):
-            raise ClientError("bad_argument", f"field 'wait' must be local, majority or all, got {wait!r}")
+            raise ClientError(
+                "bad_argument", f"field 'wait' must be local, majority or all, got {wait!r}"
+            )
         timeout = _field(req, "timeout_ms", int, default=5000, check=lambda n: 0 < n <= 3_600_000)
         return wait, timeout / 1000
 
@@ -312,8 +347,12 @@ class ClientSession:
             if mode != "local":
                 ok = await self.app.wait_replicated(self.replica.log_seq, mode, timeout)
                 if not ok:
-                    await self.error(rid, "timeout", f"write is durable here but not yet on "
-                                     f"{mode} replicas after {timeout * 1000:.0f} ms")
+                    await self.error(
+                        rid,
+                        "timeout",
+                        f"write is durable here but not yet on "
+                        f"{mode} replicas after {timeout * 1000:.0f} ms",
+                    )
                     return
             await self.send({"id": rid, "ok": True, "value": value})
         except TimeoutError:

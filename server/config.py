@@ -89,24 +89,36 @@ def _check_peer(url: Any) -> str:
 
 
 def _check_name(name: Any, flag: str = "--member") -> str:
-    if (not isinstance(name, str) or not name or len(name) > 64
-            or not name.replace("-", "").replace("_", "").isalnum()):
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > 64
+        or not name.replace("-", "").replace("_", "").isalnum()
+    ):
         raise ConfigError(f"{flag}: use letters, digits, '-' and '_' (at most 64), got {name!r}")
     return name
 
 
 def _check_origin(origin: Any) -> str:
     parsed = urlparse(origin) if isinstance(origin, str) else None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc \
-            or parsed.path not in ("", "/"):
-        raise ConfigError(f"--allow-origin: expected an origin like https://app.example, "
-                          f"got {origin!r}")
+    if (
+        parsed is None
+        or parsed.scheme not in ("http", "https")
+        or not parsed.netloc
+        or parsed.path not in ("", "/")
+    ):
+        raise ConfigError(
+            f"--allow-origin: expected an origin like https://app.example, got {origin!r}"
+        )
     return str(origin).rstrip("/").lower()
 
 
 _TYPES = {f.name: f.type for f in fields(Config)}
 _LISTS: dict[str, Callable[[Any], str]] = {
-    "peers": _check_peer, "members": _check_name, "allow_origins": _check_origin}
+    "peers": _check_peer,
+    "members": _check_name,
+    "allow_origins": _check_origin,
+}
 _INT_RANGES = {
     "max_frame_bytes": (1024, 64 << 20),
     "client_max_frame_bytes": (1024, 64 << 20),
@@ -171,7 +183,9 @@ def load_config(flags: dict[str, Any], config_file: str | None = None) -> Config
     parse_listen(cfg.listen)
     _check_security(cfg)
     if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"--log-level: expected DEBUG, INFO, WARNING or ERROR, got {cfg.log_level!r}")
+        raise ConfigError(
+            f"--log-level: expected DEBUG, INFO, WARNING or ERROR, got {cfg.log_level!r}"
+        )
     return cfg
 
 
@@ -179,8 +193,10 @@ def _check_security(cfg: Config) -> None:
     """Check the security settings (docs/security.md): files readable, TLS all or nothing."""
     from crdtsync.transport.auth import load_secret
 
-    for flag, path in (("--secret-file", cfg.secret_file),
-                       ("--client-token-file", cfg.client_token_file)):
+    for flag, path in (
+        ("--secret-file", cfg.secret_file),
+        ("--client-token-file", cfg.client_token_file),
+    ):
         if path is None:
             continue
         if not Path(path).is_file():

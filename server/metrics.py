@@ -13,26 +13,46 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.peer_connected = Gauge("crdtsync_peer_connected", "1 if the peer link is up",
-                                    ["peer"], registry=r)
-        self.peer_lag_batches = Gauge("crdtsync_peer_lag_batches",
-                                      "log entries the peer has not acknowledged", ["peer"], registry=r)
-        self.peer_lag_seconds = Gauge("crdtsync_peer_lag_seconds",
-                                      "age of the oldest entry the peer has not acknowledged",
-                                      ["peer"], registry=r)
-        self.bytes_sent = Counter("crdtsync_bytes_sent", "bytes sent to a peer", ["peer"], registry=r)
-        self.bytes_received = Counter("crdtsync_bytes_received", "bytes received from a peer",
-                                      ["peer"], registry=r)
-        self.deltas_sent = Counter("crdtsync_deltas_sent", "delta messages sent", ["peer"], registry=r)
-        self.deltas_received = Counter("crdtsync_deltas_received", "delta messages received",
-                                       ["peer"], registry=r)
-        self.catchups = Counter("crdtsync_catchups", "state catch-ups with a peer", ["peer"], registry=r)
+        self.peer_connected = Gauge(
+            "crdtsync_peer_connected", "1 if the peer link is up", ["peer"], registry=r
+        )
+        self.peer_lag_batches = Gauge(
+            "crdtsync_peer_lag_batches",
+            "log entries the peer has not acknowledged",
+            ["peer"],
+            registry=r,
+        )
+        self.peer_lag_seconds = Gauge(
+            "crdtsync_peer_lag_seconds",
+            "age of the oldest entry the peer has not acknowledged",
+            ["peer"],
+            registry=r,
+        )
+        self.bytes_sent = Counter(
+            "crdtsync_bytes_sent", "bytes sent to a peer", ["peer"], registry=r
+        )
+        self.bytes_received = Counter(
+            "crdtsync_bytes_received", "bytes received from a peer", ["peer"], registry=r
+        )
+        self.deltas_sent = Counter(
+            "crdtsync_deltas_sent", "delta messages sent", ["peer"], registry=r
+        )
+        self.deltas_received = Counter(
+            "crdtsync_deltas_received", "delta messages received", ["peer"], registry=r
+        )
+        self.catchups = Counter(
+            "crdtsync_catchups", "state catch-ups with a peer", ["peer"], registry=r
+        )
         self.commit_seconds = Histogram(
-            "crdtsync_commit_seconds", "group commit latency", registry=r,
-            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+            "crdtsync_commit_seconds",
+            "group commit latency",
+            registry=r,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )
         self.writes = Counter("crdtsync_writes", "client writes by type", ["type"], registry=r)
-        self.rejected_total = Counter("crdtsync_rejected", "rejected messages by reason",
-                                      ["reason"], registry=r)
+        self.rejected_total = Counter(
+            "crdtsync_rejected", "rejected messages by reason", ["reason"], registry=r
+        )
         self.keys = Gauge("crdtsync_keys", "keys in the keyspace", registry=r)
 
     def write(self, kind: str) -> None:

@@ -21,14 +21,24 @@ from .web import DemoWeb
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     p = argparse.ArgumentParser(prog="python -m examples.social_feed", description=__doc__)
-    p.add_argument("--data", default="data/social_feed", help="data directory (default %(default)s)")
+    p.add_argument(
+        "--data", default="data/social_feed", help="data directory (default %(default)s)"
+    )
     p.add_argument("--fresh", action="store_true", help="delete the data and start empty")
     p.add_argument("--port", type=int, default=8080, help="web port (default %(default)s)")
-    p.add_argument("--replica-port", type=int, default=7101,
-                   help="first of three replica ports (default %(default)s)")
+    p.add_argument(
+        "--replica-port",
+        type=int,
+        default=7101,
+        help="first of three replica ports (default %(default)s)",
+    )
     p.add_argument("--load", action="store_true", help="also run the load generator once")
-    p.add_argument("--seconds", type=float, default=0,
-                   help="stop after this many seconds (default: run until Ctrl-C)")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=0,
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     asyncio.run(_run(args))
@@ -47,9 +57,11 @@ async def _run(args: argparse.Namespace) -> None:
         print("\ncrdtsync social feed: three regions are up.", flush=True)
         for name in REGIONS:
             print(f"  {name}: {web.url(name)}", flush=True)
-        print("Open two regions side by side, cut one off with its switch, like in both, heal.\n"
-              "Ctrl-C stops everything; run again to resume the same data (--fresh to start over).",
-              flush=True)
+        print(
+            "Open two regions side by side, cut one off with its switch, like in both, heal.\n"
+            "Ctrl-C stops everything; run again to resume the same data (--fresh to start over).",
+            flush=True,
+        )
         if args.load:
             from .loadgen import run_load
 

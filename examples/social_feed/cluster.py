@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from crdtsync_server.faultproxy import FaultProxy
 
 __all__ = ["Region", "DemoCluster", "REGIONS"]
@@ -60,11 +59,26 @@ class DemoCluster:
         for (a, _b), proxy in self.proxies.items():
             if a == region.name:
                 peers += ["--peer", f"ws://127.0.0.1:{proxy.port}/sync"]
-        args = [sys.executable, "-m", "crdtsync_server.cli", "serve", "--id", region.name,
-                "--listen", f"127.0.0.1:{region.port}", "--data", str(region.data),
-                "--cluster", "social-feed", "--log-level", "WARNING", *peers]
-        region.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
-                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        args = [
+            sys.executable,
+            "-m",
+            "crdtsync_server.cli",
+            "serve",
+            "--id",
+            region.name,
+            "--listen",
+            f"127.0.0.1:{region.port}",
+            "--data",
+            str(region.data),
+            "--cluster",
+            "social-feed",
+            "--log-level",
+            "WARNING",
+            *peers,
+        ]
+        region.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
         assert region.proc.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(region.proc.stdout.readline), 20)
         if not _READY.search(line.decode()):
@@ -95,9 +109,16 @@ class DemoCluster:
             for rid, info in region.health.get("peers", {}).items():
                 peer = rid.split(".", 1)[0]
                 if peer in self.regions and peer != name:
-                    peers[peer] = {k: info.get(k) for k in ("connected", "lag_batches", "lag_seconds")}
-            out[name] = {"up": bool(region.health), "cut": region.cut, "port": region.port,
-                         "keys": region.health.get("keys"), "peers": peers}
+                    peers[peer] = {
+                        k: info.get(k) for k in ("connected", "lag_batches", "lag_seconds")
+                    }
+            out[name] = {
+                "up": bool(region.health),
+                "cut": region.cut,
+                "port": region.port,
+                "keys": region.health.get("keys"),
+                "peers": peers,
+            }
         return out
 
     async def stop(self) -> None:

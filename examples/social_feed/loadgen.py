@@ -36,8 +36,9 @@ class _Conn:
                 return msg
 
 
-async def _user(port: int, region: str, rng: random.Random, until: float,
-                counts: dict[str, int]) -> None:
+async def _user(
+    port: int, region: str, rng: random.Random, until: float, counts: dict[str, int]
+) -> None:
     name = rng.choice(USERS)
     async with connect(f"ws://127.0.0.1:{port}/client", compression=None) as ws:
         c = _Conn(ws)
@@ -47,18 +48,30 @@ async def _user(port: int, region: str, rng: random.Random, until: float,
             if not posts or roll < 0.05:
                 hlc = (await c.request("clock.now"))["value_str"].zfill(20)
                 key = f"post:{hlc}:{region}"
-                res = await c.request("batch", ops=[
-                    {"op": "map.register.assign", "key": key, "field": f, "value": v}
-                    for f, v in (("author", name), ("text", f"{name} says hi from {region}"),
-                                 ("region", region), ("created", hlc))])
+                res = await c.request(
+                    "batch",
+                    ops=[
+                        {"op": "map.register.assign", "key": key, "field": f, "value": v}
+                        for f, v in (
+                            ("author", name),
+                            ("text", f"{name} says hi from {region}"),
+                            ("region", region),
+                            ("created", hlc),
+                        )
+                    ],
+                )
             elif roll < 0.75:
                 op = "map.set.add" if rng.random() < 0.7 else "map.set.remove"
                 res = await c.request(op, key=rng.choice(posts), field="likes", element=name)
             else:
                 hlc = (await c.request("clock.now"))["value_str"].zfill(20)
                 cid = f"{hlc}.{region}.{rng.randrange(1 << 16):04x}"
-                res = await c.request("map.register.assign", key=rng.choice(posts),
-                                      field=["comments", cid], value={"author": name, "text": "nice"})
+                res = await c.request(
+                    "map.register.assign",
+                    key=rng.choice(posts),
+                    field=["comments", cid],
+                    value={"author": name, "text": "nice"},
+                )
             counts["ok" if res.get("ok") else "errors"] += 1
 
 
@@ -69,23 +82,42 @@ async def _feed(port: int) -> dict[str, Any]:
         return {k: (await c.request("get", key=k))["value"] for k in keys}
 
 
-async def run_load(ports: list[int], *, users: int = 12, seconds: float = 10,
-                   seed: int | None = None, regions: tuple[str, ...] = ("us", "eu", "ap"),
-                   out: Any = sys.stdout) -> dict[str, Any]:
+async def run_load(
+    ports: list[int],
+    *,
+    users: int = 12,
+    seconds: float = 10,
+    seed: int | None = None,
+    regions: tuple[str, ...] = ("us", "eu", "ap"),
+    out: Any = sys.stdout,
+) -> dict[str, Any]:
     """Run the load, then wait for convergence; return a summary."""
     rng = random.Random(seed)
     counts = {"ok": 0, "errors": 0}
     start = time.monotonic()
     until = start + seconds
-    tasks = [asyncio.create_task(_user(ports[i % len(ports)], regions[i % len(regions)],
-                                       random.Random(rng.random()), until, counts))
-             for i in range(users)]
+    tasks = [
+        asyncio.create_task(
+            _user(
+                ports[i % len(ports)],
+                regions[i % len(regions)],
+                random.Random(rng.random()),
+                until,
+                counts,
+            )
+        )
+        for i in range(users)
+    ]
     while not all(t.done() for t in tasks):
         await asyncio.sleep(1)
         elapsed = time.monotonic() - start
-        print(f"\rload: {elapsed:4.1f}/{seconds:.0f} s  {counts['ok']} writes  "
-              f"{counts['errors']} errors  {counts['ok'] / max(elapsed, 1e-9):.0f} writes/s",
-              end="", file=out, flush=True)
+        print(
+            f"\rload: {elapsed:4.1f}/{seconds:.0f} s  {counts['ok']} writes  "
+            f"{counts['errors']} errors  {counts['ok'] / max(elapsed, 1e-9):.0f} writes/s",
+            end="",
+            file=out,
+            flush=True,
+        )
     await asyncio.gather(*tasks, return_exceptions=True)
     stopped = time.monotonic()
     converged = None
@@ -96,12 +128,23 @@ async def run_load(ports: list[int], *, users: int = 12, seconds: float = 10,
             converged = time.monotonic() - stopped
             break
         await asyncio.sleep(0.1)
-    summary = {"writes": counts["ok"], "errors": counts["errors"], "posts": len(feeds[0]),
-               "converged_after_s": None if converged is None else round(converged, 3)}
-    print(f"\nload done: {summary['writes']} writes, {summary['errors']} errors, "
-          f"{summary['posts']} posts; regions identical "
-          + (f"{converged:.2f} s after the load stopped" if converged is not None
-             else "NOT within 30 s"), file=out, flush=True)
+    summary = {
+        "writes": counts["ok"],
+        "errors": counts["errors"],
+        "posts": len(feeds[0]),
+        "converged_after_s": None if converged is None else round(converged, 3),
+    }
+    print(
+        f"\nload done: {summary['writes']} writes, {summary['errors']} errors, "
+        f"{summary['posts']} posts; regions identical "
+        + (
+            f"{converged:.2f} s after the load stopped"
+            if converged is not None
+            else "NOT within 30 s"
+        ),
+        file=out,
+        flush=True,
+    )
     return summary
 
 

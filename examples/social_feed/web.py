@@ -24,8 +24,12 @@ __all__ = ["DemoWeb"]
 
 log = logging.getLogger("crdtsync.demo")
 STATIC = Path(__file__).parent / "static"
-_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html; charset=utf-8",
-          ".svg": "image/svg+xml"}
+_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 USERS = ["alice", "bob", "carol", "dave", "erin"]
 
 
@@ -42,9 +46,14 @@ class DemoWeb:
 
     async def start(self) -> None:
         """Listen and start pushing status."""
-        self._server = await serve(self._handle, self.host, self.port,
-                                   process_request=self._http, compression=None,
-                                   max_size=64 * 1024)
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            process_request=self._http,
+            compression=None,
+            max_size=64 * 1024,
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         self._pump = asyncio.get_running_loop().create_task(self._status_loop())
 
@@ -68,14 +77,21 @@ class DemoWeb:
             return _respond(conn, (STATIC / "index.html").read_text(), ".html")
         name = path.lstrip("/")
         if name in REGIONS:
-            cfg = {"region": name, "regions": list(REGIONS), "users": USERS,
-                   "clientUrl": f"ws://{self.host}:{self.cluster.regions[name].port}/client",
-                   "controlUrl": f"ws://{self.host}:{self.port}/control"}
-            page = (STATIC / "region.html").read_text().replace(
-                "/*DEMO_CONFIG*/", f"window.DEMO = {orjson.dumps(cfg).decode()};")
+            cfg = {
+                "region": name,
+                "regions": list(REGIONS),
+                "users": USERS,
+                "clientUrl": f"ws://{self.host}:{self.cluster.regions[name].port}/client",
+                "controlUrl": f"ws://{self.host}:{self.port}/control",
+            }
+            page = (
+                (STATIC / "region.html")
+                .read_text()
+                .replace("/*DEMO_CONFIG*/", f"window.DEMO = {orjson.dumps(cfg).decode()};")
+            )
             return _respond(conn, page.replace("{{REGION}}", name.upper()), ".html")
         if path.startswith("/static/"):
-            target = (STATIC / path[len("/static/"):]).resolve()
+            target = (STATIC / path[len("/static/") :]).resolve()
             if target.parent == STATIC.resolve() and target.is_file():
                 return _respond(conn, target.read_text(), target.suffix)
         return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
@@ -91,7 +107,9 @@ class DemoWeb:
                     if op not in ("cut", "heal") or region not in REGIONS:
                         raise ValueError(op)
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                    await conn.send(orjson.dumps({"type": "error", "message": "bad request"}).decode())
+                    await conn.send(
+                        orjson.dumps({"type": "error", "message": "bad request"}).decode()
+                    )
                     continue
                 self.cluster.set_cut(region, op == "cut")
                 log.info("%s %s", op, region)
@@ -124,5 +142,3 @@ def _respond(conn: ServerConnection, body: str, suffix: str) -> Response:
     resp.headers["Content-Type"] = _TYPES.get(suffix, "text/plain")
     resp.headers["Cache-Control"] = "no-store"
     return resp
-
-

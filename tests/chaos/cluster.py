@@ -15,7 +15,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path

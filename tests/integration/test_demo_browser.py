@@ -19,8 +19,16 @@ import pytest
 from tests.integration.procs import free_port
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 import playwright.async_api as playwright_api  # noqa: E402 - in the test extra
 
@@ -34,10 +42,24 @@ def demo(tmp_path: Path):  # type: ignore[no-untyped-def]
     while any(_busy(base + i) for i in range(3)):
         base = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "examples.social_feed", "--data", str(tmp_path / "data"),
-         "--port", str(web_port), "--replica-port", str(base), "--seconds", "170"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        [
+            sys.executable,
+            "-m",
+            "examples.social_feed",
+            "--data",
+            str(tmp_path / "data"),
+            "--port",
+            str(web_port),
+            "--replica-port",
+            str(base),
+            "--seconds",
+            "170",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert proc.stdout is not None
     urls: dict[str, str] = {}
     for _ in range(200):
@@ -74,8 +96,11 @@ async def _count(page, key: str) -> str:  # type: ignore[no-untyped-def]
 
 async def _wait_count(page, key: str, want: str) -> None:  # type: ignore[no-untyped-def]
     await page.wait_for_function(
-        "([k, w]) => { const el = document.querySelector(`article[data-key=\"${k}\"] .count`);"
-        " return el && el.textContent === w; }", arg=[key, want], timeout=20000)
+        '([k, w]) => { const el = document.querySelector(`article[data-key="${k}"] .count`);'
+        " return el && el.textContent === w; }",
+        arg=[key, want],
+        timeout=20000,
+    )
 
 
 async def _scenario(urls: dict[str, str]) -> None:
@@ -125,10 +150,15 @@ async def _scenario(urls: dict[str, str]) -> None:
         orders = []
         for page in pages.values():
             await page.wait_for_function(
-                "k => document.querySelectorAll(`article[data-key=\"${k}\"] .comment`).length === 3",
-                arg=key, timeout=20000)
-            orders.append(await page.eval_on_selector_all(
-                f'article[data-key="{key}"] .comment', "els => els.map(e => e.dataset.cid)"))
+                'k => document.querySelectorAll(`article[data-key="${k}"] .comment`).length === 3',
+                arg=key,
+                timeout=20000,
+            )
+            orders.append(
+                await page.eval_on_selector_all(
+                    f'article[data-key="{key}"] .comment', "els => els.map(e => e.dataset.cid)"
+                )
+            )
         assert orders[0] == orders[1] == orders[2]
         assert orders[0] == sorted(orders[0])
         await browser.close()

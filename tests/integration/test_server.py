@@ -16,18 +16,25 @@ from tests.integration.procs import Client, start_server
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "crdtsync_server.cli", *args],
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "crdtsync_server.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
-@pytest.mark.parametrize("args, flag", [
-    (["--id", "us", "--data", "d", "--listen", "nohost"], "--listen"),
-    (["--id", "us", "--data", "d", "--peer", "http://x"], "--peer"),
-    (["--data", "d"], "--id"),
-    (["--id", "us"], "--data"),
-    (["--id", "u s", "--data", "d"], "--id"),
-    (["--id", "us", "--data", "d", "--config", "/nonexistent.toml"], "--config"),
-])
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["--id", "us", "--data", "d", "--listen", "nohost"], "--listen"),
+        (["--id", "us", "--data", "d", "--peer", "http://x"], "--peer"),
+        (["--data", "d"], "--id"),
+        (["--id", "us"], "--data"),
+        (["--id", "u s", "--data", "d"], "--id"),
+        (["--id", "us", "--data", "d", "--config", "/nonexistent.toml"], "--config"),
+    ],
+)
 def test_bad_flags_exit_2_naming_the_flag(args: list[str], flag: str) -> None:
     res = _cli("serve", *args)
     assert res.returncode == 2
@@ -81,8 +88,12 @@ async def _exercise(url: str) -> None:
         assert (await c.request("set.add", key="s", element="1"))["value"] == [1, "1"]
         err = await c.request("set.add", key="c", element="x")
         assert err["error"]["code"] == "type_mismatch"
-        assert (await c.request("counter.increment", key="c", by=0))["error"]["code"] == "bad_argument"
-        assert (await c.request("counter.increment", key="c", by=True))["error"]["code"] == "bad_request"
+        assert (await c.request("counter.increment", key="c", by=0))["error"][
+            "code"
+        ] == "bad_argument"
+        assert (await c.request("counter.increment", key="c", by=True))["error"][
+            "code"
+        ] == "bad_request"
         assert (await c.request("set.add", key="s", element=1.5))["error"]["code"] == "bad_request"
         assert (await c.request("nope"))["error"]["code"] == "unknown_op"
         assert (await c.request("set.add", key="s"))["error"]["code"] == "bad_request"
@@ -90,13 +101,22 @@ async def _exercise(url: str) -> None:
         assert (await c.send_raw(b"\x00"))["error"]["code"] == "bad_request"
         assert (await c.send_raw("[1]"))["error"]["code"] == "bad_request"
         assert (await c.request("watch", prefix="post:"))["ok"]
-        res = await c.request("batch", ops=[
-            {"op": "map.register.assign", "key": "post:1", "field": "title", "value": "hi"},
-            {"op": "map.set.add", "key": "post:1", "field": "likes", "element": "bob"},
-            {"op": "register.assign", "key": "r", "value": {"a": [1, None]}}])
+        res = await c.request(
+            "batch",
+            ops=[
+                {"op": "map.register.assign", "key": "post:1", "field": "title", "value": "hi"},
+                {"op": "map.set.add", "key": "post:1", "field": "likes", "element": "bob"},
+                {"op": "register.assign", "key": "r", "value": {"a": [1, None]}},
+            ],
+        )
         assert res["ok"] and res["value"][2] == {"a": [1, None]}
-        bad = await c.request("batch", ops=[{"op": "counter.increment", "key": "z"},
-                                            {"op": "set.add", "key": "c", "element": "x"}])
+        bad = await c.request(
+            "batch",
+            ops=[
+                {"op": "counter.increment", "key": "z"},
+                {"op": "set.add", "key": "c", "element": "x"},
+            ],
+        )
         assert bad["error"]["code"] == "type_mismatch" and "ops[1]" in bad["error"]["message"]
         assert (await c.request("get", key="z"))["value"] is None  # nothing of the batch applied
         got = await c.request("get", key="post:1")
@@ -104,13 +124,18 @@ async def _exercise(url: str) -> None:
         assert (await c.request("keys", prefix=""))["value"] == ["c", "post:1", "r", "s"]
         res = await c.request("counter.increment", key="m", wait="majority", timeout_ms=2000)
         assert res["ok"]  # a lone replica is its own majority
-        assert (await c.request("counter.increment", key="m", wait="most"))["error"]["code"] == "bad_argument"
+        assert (await c.request("counter.increment", key="m", wait="most"))["error"][
+            "code"
+        ] == "bad_argument"
         for _ in range(50):
             if any(e.get("key") == "post:1" for e in c.events):
                 break
             await asyncio.sleep(0.05)
-        assert {"event": "change", "key": "post:1",
-                "value": {"title": "hi", "likes": ["bob"]}} in c.events
+        assert {
+            "event": "change",
+            "key": "post:1",
+            "value": {"title": "hi", "likes": ["bob"]},
+        } in c.events
 
 
 async def _check_after_restart(url: str, restored_url: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from crdtsync_server.faultproxy import FaultProxy
+
 from tests.integration.procs import Client, ServerProc, free_port, start_server
 
 
@@ -32,7 +33,7 @@ class Cluster:
 
     async def start_one(self, i: int) -> None:
         peers: list[str] = []
-        for (a, b), proxy in self.proxies.items():
+        for (a, _b), proxy in self.proxies.items():
             if a == i:
                 peers += ["--peer", f"ws://127.0.0.1:{proxy.port}/sync"]
         self.procs[i] = await asyncio.to_thread(
