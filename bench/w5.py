@@ -116,6 +116,27 @@ async def _poll(done: Callable[[], bool], t0: float, what: str) -> float:
         await asyncio.sleep(POLL_S)
 
 
+async def _peer_result(label: str, work: Callable[[int], Awaitable[Any]],
+                       converged: Callable[[], bool], *, reps: list[Any], expected: list[int],
+                       streams: list[Any], stats: Any, finished: list[float], t0: float,
+                       c0: float, before: float, setup_s: float) -> dict[str, Any]:
+    """Run the three peer replicas' work, wait for convergence, check and report (W5)."""
+    tasks = [asyncio.ensure_future(work(r)) for r in range(3)]
+    t_end = await _poll(converged, t0, label)
+    stats.active = False
+    cpu = time.process_time() - c0
+    await asyncio.gather(*tasks)
+    after = rss_now_mb()
+    vals = [rep.counter_values() for rep in reps]
+    ok = vals[0] == vals[1] == vals[2] == expected
+    check = "pass" if ok else f"FAIL sums={[sum(v) for v in vals]} expected={sum(expected)}"
+    sent = stats.bytes["up"] + stats.bytes["down"]
+    return _fields(sum(len(x) for x in streams), t_end - t0, cpu, check, before, after,
+                   bytes=sent, wire_bytes=sent + stats.headers, **stats.fields(),
+                   local_work_seconds=round(max(finished) - t0, 4),
+                   setup_seconds=round(setup_s, 4))
+
+
 def _run(coro: Awaitable[dict[str, Any]]) -> dict[str, Any]:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
@@ -430,20 +451,9 @@ async def _w5_pycrdt(scale: float) -> dict[str, Any]:
                     return False
             return True
 
-        tasks = [asyncio.ensure_future(work(r)) for r in range(3)]
-        t_end = await _poll(converged, t0, "pycrdt W5")
-        stats.active = False
-        cpu = time.process_time() - c0
-        await asyncio.gather(*tasks)
-        after = rss_now_mb()
-        vals = [rep.counter_values() for rep in reps]
-        ok = vals[0] == vals[1] == vals[2] == expected
-        check = "pass" if ok else f"FAIL sums={[sum(v) for v in vals]} expected={sum(expected)}"
-        sent = stats.bytes["up"] + stats.bytes["down"]
-        return _fields(sum(len(s) for s in streams), t_end - t0, cpu, check, before, after,
-                       bytes=sent, wire_bytes=sent + stats.headers, **stats.fields(),
-                       local_work_seconds=round(max(finished) - t0, 4),
-                       setup_seconds=round(setup_s, 4))
+        return await _peer_result("pycrdt W5", work, converged, reps=reps, expected=expected,
+                                  streams=streams, stats=stats, finished=finished, t0=t0,
+                                  c0=c0, before=before, setup_s=setup_s)
     finally:
         stats.active = False
         # anyio task groups (Provider, WebsocketServer) must be left by the task that
@@ -544,20 +554,9 @@ async def _w5_loro(replica_cls: Any, scale: float) -> dict[str, Any]:
                     return False
             return True
 
-        tasks = [asyncio.ensure_future(work(r)) for r in range(3)]
-        t_end = await _poll(converged, t0, "loro W5")
-        stats.active = False
-        cpu = time.process_time() - c0
-        await asyncio.gather(*tasks)
-        after = rss_now_mb()
-        vals = [rep.counter_values() for rep in reps]
-        ok = vals[0] == vals[1] == vals[2] == expected
-        check = "pass" if ok else f"FAIL sums={[sum(v) for v in vals]} expected={sum(expected)}"
-        sent = stats.bytes["up"] + stats.bytes["down"]
-        return _fields(sum(len(s) for s in streams), t_end - t0, cpu, check, before, after,
-                       bytes=sent, wire_bytes=sent + stats.headers, **stats.fields(),
-                       local_work_seconds=round(max(finished) - t0, 4),
-                       setup_seconds=round(setup_s, 4))
+        return await _peer_result("loro W5", work, converged, reps=reps, expected=expected,
+                                  streams=streams, stats=stats, finished=finished, t0=t0,
+                                  c0=c0, before=before, setup_s=setup_s)
     finally:
         stats.active = False
 
