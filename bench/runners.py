@@ -248,14 +248,20 @@ def w6(new_replica: Factory, scale: float) -> dict[str, Any]:
     dt = time.perf_counter() - ts
     cpu = time.process_time() - c0
     after = rss_now_mb()
-    ca, cb = A.counter_values(), B.counter_values()
-    sa, sb = A.set_values(), B.set_values()
-    ok = ca == cb == exp_counts and sa == sb == exp_sets
-    check = "pass" if ok else (f"FAIL sumA={sum(ca)} sumB={sum(cb)} "
-                               f"expected={sum(exp_counts)} sets_equal={sa == sb}")
+    check = w6_check(A, B, exp_counts, exp_sets)
     n_ops = sum(len(o.incs) + len(o.add_set) for o in work)
     return _fields(n_ops, dt, cpu, check, before, after,
                    bytes=len(sva) + len(svb) + len(u_ab) + len(u_ba),
                    update_bytes_a_to_b=len(u_ab), update_bytes_b_to_a=len(u_ba),
                    state_vector_bytes=len(sva) + len(svb),
                    local_work_seconds=round(t_local, 4))
+
+
+def w6_check(a: Any, b: Any, exp_counts: Any, exp_sets: Any) -> str:
+    """W6's check: both replicas hold the expected counters and identical, expected sets."""
+    ca, cb = a.counter_values(), b.counter_values()
+    sa, sb = a.set_values(), b.set_values()
+    if ca == cb == exp_counts and sa == sb == exp_sets:
+        return "pass"
+    return (f"FAIL sumA={sum(ca)} sumB={sum(cb)} expected={sum(exp_counts)} "
+            f"sets_equal={sa == sb}")

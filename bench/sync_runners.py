@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.common import rss_now_mb, settle, workloads
 from bench.replica_common import ReplicaOps, Replicas, StoreKind, fs_type, new_ops
-from bench.runners import _fields
+from bench.runners import _fields, w6_check
 from bench.syncpump import TICK_SECONDS, Net, Node
 
 
@@ -183,11 +183,7 @@ def w6(kind: StoreKind, scale: float) -> dict[str, Any]:
         dt = time.perf_counter() - ts
         cpu = time.process_time() - c0
         after = rss_now_mb()
-        ca, cb = A.counter_values(), B.counter_values()
-        sa, sb = A.set_values(), B.set_values()
-        ok = ca == cb == exp_counts and sa == sb == exp_sets
-        check = "pass" if ok else (f"FAIL sumA={sum(ca)} sumB={sum(cb)} "
-                                   f"expected={sum(exp_counts)} sets_equal={sa == sb}")
+        check = w6_check(A, B, exp_counts, exp_sets)
         n_ops = sum(len(o.incs) + len(o.add_set) for o in work)
         return _fields(n_ops, dt, cpu, check, before, after,
                        bytes=na.bytes_sent + nb.bytes_sent,
