@@ -318,7 +318,12 @@ def _map_join(m1: DotMap, c1: CausalContext, m2: DotMap, c2: CausalContext,
         theirs = m2.entries.get(key)
         if mine is None:
             # Only the other side has the key: keep the dots we have not seen.
-            fresh = store_join(empty_like(theirs), c1, theirs, c2, set())
+            if isinstance(theirs, set):
+                fresh: Any = {d for d in theirs if d not in c1}
+            elif isinstance(theirs, dict):
+                fresh = {d: v for d, v in theirs.items() if d not in c1}
+            else:
+                fresh = store_join(DotMap(), c1, theirs, c2, set())
             if not store_is_bottom(fresh):
                 m1.entries[key] = fresh
                 for dot in store_dots(fresh):
