@@ -44,6 +44,7 @@ import orjson
 
 from bench.common import REPO, workloads
 from bench.replica_common import MEMORY, SQLITE_FULL, Replicas, StoreKind, new_ops
+from bench.runners import w6_apart
 
 # ---------------------------------------------------------------- helpers
 
@@ -323,11 +324,7 @@ def section_w6(scale: float, top: int) -> str:
             A, B = new_ops(replicas, 0), new_ops(replicas, 1)
             net = Net()
             na, nb = Node(A.replica, net), Node(B.replica, net)
-            for rep, o in ((A, work[0]), (B, work[1])):
-                for a, b in W.batches(len(o.incs)):
-                    rep.inc_batch(o.incs, a, b)
-                for a, b in W.batches(len(o.add_set)):
-                    rep.add_batch(o.add_set, o.add_elem, a, b)
+            w6_apart(W, A, B, work)
             t0 = time.perf_counter()
             net.connect(na, nb)
             while net.queue:
@@ -361,11 +358,7 @@ def _run_w6_profiled(prof: cProfile.Profile, work: Any) -> None:
         A, B = new_ops(replicas, 0), new_ops(replicas, 1)
         net = Net()
         na, nb = Node(A.replica, net), Node(B.replica, net)
-        for rep, o in ((A, work[0]), (B, work[1])):
-            for a, b in W.batches(len(o.incs)):
-                rep.inc_batch(o.incs, a, b)
-            for a, b in W.batches(len(o.add_set)):
-                rep.add_batch(o.add_set, o.add_elem, a, b)
+        w6_apart(W, A, B, work)
         prof.enable()
         try:
             net.connect(na, nb)

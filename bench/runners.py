@@ -233,11 +233,7 @@ def w6(new_replica: Factory, scale: float) -> dict[str, Any]:
     A, B = new_replica(0), new_replica(1)
     before = settle()
     t0 = time.perf_counter()
-    for rep, o in ((A, work[0]), (B, work[1])):
-        for a, b in W.batches(len(o.incs)):
-            rep.inc_batch(o.incs, a, b)
-        for a, b in W.batches(len(o.add_set)):
-            rep.add_batch(o.add_set, o.add_elem, a, b)
+    w6_apart(W, A, B, work)
     t_local = time.perf_counter() - t0
     c0 = time.process_time()
     ts = time.perf_counter()
@@ -255,6 +251,15 @@ def w6(new_replica: Factory, scale: float) -> dict[str, Any]:
                    update_bytes_a_to_b=len(u_ab), update_bytes_b_to_a=len(u_ba),
                    state_vector_bytes=len(sva) + len(svb),
                    local_work_seconds=round(t_local, 4))
+
+
+def w6_apart(W: Any, a: Any, b: Any, work: Any) -> None:
+    """W6's partitioned phase: each replica runs its counter batches, then its set adds."""
+    for rep, o in ((a, work[0]), (b, work[1])):
+        for start, end in W.batches(len(o.incs)):
+            rep.inc_batch(o.incs, start, end)
+        for start, end in W.batches(len(o.add_set)):
+            rep.add_batch(o.add_set, o.add_elem, start, end)
 
 
 def w6_check(a: Any, b: Any, exp_counts: Any, exp_sets: Any) -> str:

@@ -26,8 +26,8 @@ from collections import Counter
 from typing import Any
 
 from bench.common import rss_now_mb, settle, workloads
-from bench.replica_common import ReplicaOps, Replicas, StoreKind, fs_type, new_ops
-from bench.runners import _fields, w6_check
+from bench.replica_common import Replicas, StoreKind, fs_type, new_ops
+from bench.runners import _fields, w6_apart, w6_check
 from bench.syncpump import TICK_SECONDS, Net, Node
 
 
@@ -169,12 +169,7 @@ def w6(kind: StoreKind, scale: float) -> dict[str, Any]:
         na, nb = Node(A.replica, net), Node(B.replica, net)
         before = settle()
         t0 = time.perf_counter()
-        rep: ReplicaOps
-        for rep, o in ((A, work[0]), (B, work[1])):
-            for a, b in W.batches(len(o.incs)):
-                rep.inc_batch(o.incs, a, b)
-            for a, b in W.batches(len(o.add_set)):
-                rep.add_batch(o.add_set, o.add_elem, a, b)
+        w6_apart(W, A, B, work)
         t_local = time.perf_counter() - t0
         c0 = time.process_time()
         ts = time.perf_counter()

@@ -115,16 +115,20 @@ def test_accept_tells_what_was_received_so_sender_needs_no_ack_bookkeeping() -> 
 # -- intervals, acks, trimming ---------------------------------------------------------------
 
 
-def test_entries_logged_while_disconnected_go_as_one_interval() -> None:
-    c = cluster()
+def _deltas_after_reconnect(c: Cluster, entries: int) -> list[Delta]:
+    """Log ``entries`` increments at r0 while it is cut from r1, reconnect, return the Deltas."""
     c.close(c.pair_link[frozenset(("r0", "r1"))])
-    for i in range(5):
+    for i in range(entries):
         inc(c, "r0", f"g{i}")
         c.commit("r0")
     sent = _sent_log(c)
     c.connect_all()
     c.pump()
-    deltas = [m for _, m in sent if isinstance(m, Delta)]
+    return [m for _, m in sent if isinstance(m, Delta)]
+
+
+def test_entries_logged_while_disconnected_go_as_one_interval() -> None:
+    deltas = _deltas_after_reconnect(cluster(), 5)
     assert [(d.start, d.end) for d in deltas] == [(1, 5)]
     assert sorted(deltas[0].group) == [f"g{i}" for i in range(5)]
 
@@ -172,14 +176,7 @@ def test_nothing_is_acked_before_the_receiver_commits() -> None:
 
 def test_large_intervals_are_split_by_message_size() -> None:
     c = cluster(max_message_bytes=200)
-    c.close(c.pair_link[frozenset(("r0", "r1"))])
-    for i in range(12):
-        inc(c, "r0", f"g{i}")
-        c.commit("r0")
-    sent = _sent_log(c)
-    c.connect_all()
-    c.pump()
-    deltas = [m for _, m in sent if isinstance(m, Delta)]
+    deltas = _deltas_after_reconnect(c, 12)
     assert len(deltas) >= 2
     assert all(len(encode_message(d)) <= 200 + 64 for d in deltas)  # + the envelope
     assert [d.start for d in deltas] == [1] + [d.end + 1 for d in deltas[:-1]]
