@@ -28,13 +28,13 @@ from typing import Any
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from crdtsync.clock import DEFAULT_MAX_DRIFT_MS, HybridLogicalClock
-from crdtsync.codec import MAX_INT, check_key, encode, encode_group
+from crdtsync.codec import check_key, encode, encode_group
 from crdtsync.errors import ClockSkewError, LocalError, TypeMismatchError
 from crdtsync.handles import Batch, Handles, Write
 from crdtsync.identity import load_identity
 from crdtsync.keystore import Checkpointer, load_bases, load_log
 from crdtsync.store.base import Commit, LogEntry, Store
-from crdtsync.types import AWORSet, Crdt, LWWRegister, PNCounter
+from crdtsync.types import AWORSet, Crdt, LWWRegister
 
 __all__ = ["Replica", "Committed", "wall_clock_ms"]
 
@@ -281,16 +281,11 @@ class Replica(Handles):
         counter's local delta is exactly this replica's entry, whatever the number of writes.
         """
         x = self._data.get(key)
-        if type(x) is kind and type(by) is int and 0 < by and self._writable and (
-                not down or kind is PNCounter):
-            entries = x._n if down else x._p  # type: ignore[attr-defined]
-            rid = self.replica_id
-            n = entries.get(rid, 0) + by
-            if n <= MAX_INT:
-                entries[rid] = n
-                self._counted.add(key)
-                self._pending_ops += 1
-                return self._write_ticket or self._ticket()
+        if type(x) is kind and self._writable:
+            x.add_in_place(self.replica_id, by, down)  # type: ignore[attr-defined]
+            self._counted.add(key)
+            self._pending_ops += 1
+            return self._write_ticket or self._ticket()
         rid = self.replica_id  # the general path: creates the key, validates, raises
         if down:
             return self._write(key, kind, lambda c: c.decrement(rid, by))

@@ -77,6 +77,12 @@ class GCounter(Crdt):
         delta._p = {replica: n}
         return delta
 
+    def add_in_place(self, replica: str, by: int, down: bool = False) -> None:
+        """Apply an increment without building its delta (see :meth:`own_delta`)."""
+        if down:
+            raise TypeError("a gcounter cannot be decremented; use a PNCounter")
+        _bump(self._p, replica, by)
+
     def own_delta(self, replica: str) -> GCounter:
         """Return the delta holding ``replica``'s entry: what its increments changed."""
         delta = GCounter.__new__(GCounter)
@@ -150,6 +156,13 @@ class PNCounter(Crdt):
         delta._p = {}
         delta._n = {replica: _bump(self._n, replica, by)}
         return delta
+
+    def add_in_place(self, replica: str, by: int, down: bool = False) -> None:
+        """Apply an increment (a decrement if ``down``) without building its delta.
+
+        A replica batching many writes calls this, then :meth:`own_delta` once per commit.
+        """
+        _bump(self._n if down else self._p, replica, by)
 
     def own_delta(self, replica: str) -> PNCounter:
         """Return the delta holding ``replica``'s entries: what its own writes changed."""
