@@ -69,9 +69,13 @@ class HybridLogicalClock:
 
     def now(self, physical_ms: int) -> int:
         """Return a fresh timestamp for a local event at wall time ``physical_ms``."""
-        candidate = pack(max(physical_ms, 0))
-        self.last = candidate if candidate > self.last else self.last + 1
-        return self.last
+        if type(physical_ms) is int and 0 <= physical_ms <= _MAX_PHYSICAL:
+            candidate = physical_ms << LOGICAL_BITS
+        else:
+            candidate = pack(max(physical_ms, 0))
+        last = self.last
+        self.last = last = candidate if candidate > last else last + 1
+        return last
 
     def update(self, remote: int, physical_ms: int) -> int:
         """Account for a received timestamp; return a timestamp above it and above ``last``.

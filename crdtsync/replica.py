@@ -28,17 +28,20 @@ from typing import Any
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from crdtsync.clock import DEFAULT_MAX_DRIFT_MS, HybridLogicalClock
-from crdtsync.codec import check_key, encode, encode_group
+from crdtsync.codec import FORMAT_VERSION, check_key, dumps, encode
 from crdtsync.errors import ClockSkewError, LocalError, TypeMismatchError
-from crdtsync.handles import Batch, Handles, Write
+from crdtsync.gcpause import gc_paused
+from crdtsync.handles import Batch, CounterHandle, Handles, RegisterHandle, SetHandle, Write
 from crdtsync.identity import load_identity
 from crdtsync.keystore import Checkpointer, load_bases, load_log
 from crdtsync.store.base import Commit, LogEntry, Store
-from crdtsync.types import AWORSet, Crdt, LWWRegister
+from crdtsync.types import AWORSet, Crdt, GCounter, LWWRegister, PNCounter, RWORSet
 
 __all__ = ["Replica", "Committed", "wall_clock_ms"]
 
 log = logging.getLogger("crdtsync.replica")
+
+_MAX_CACHED_HANDLES = 1 << 16
 
 
 def wall_clock_ms() -> int:
@@ -56,6 +59,89 @@ class Committed:
     token: Any = None
     size: int = 0
     """Encoded size of the group as logged (0 if not logged)."""
+
+
+def _log_blob(group: dict[str, Crdt]) -> bytes:
+    """Encode a group for the delta log: :func:`~crdtsync.codec.encode_group`'s format in
+    the group's own (deterministic, first-write) order, which saves sorting the keys;
+    :func:`~crdtsync.codec.decode_group` reads either order."""
+    v = FORMAT_VERSION
+    return dumps([[k, [x.TYPE, v, x.to_json()]] for k, x in group.items()])
+
+
+class _LiveCounter(CounterHandle):
+    """A replica's counter handle, bound to the key's live counter after its first write.
+
+    While the replica's ``_epoch`` is the one the handle bound at, the key holds this very
+    counter (of this kind) and the replica is writable, so an increment goes straight to
+    the counter. The epoch moves when the replica closes or a remote delta of a greater
+    type replaces a key; the handle then takes the checked path and binds again.
+    """
+
+    __slots__ = ("_x", "_epoch")
+
+    def __init__(self, replica: Replica, key: str, kind: type[Crdt]) -> None:
+        super().__init__(replica, key, kind)
+        self._x: Any = None
+        self._epoch = -1
+
+    def increment(self, by: int = 1) -> Any:
+        """Add ``by`` (a positive int)."""
+        r: Replica = self._w  # type: ignore[assignment]
+        if self._epoch == r._epoch:
+            self._x.add_in_place(r.replica_id, by)
+            r._counted[self.key] = None
+            r._pending_ops += 1
+            return r._write_ticket or r._ticket()
+        write = r._count(self.key, self._kind, by, False)
+        self._bind(r)
+        return write
+
+    def decrement(self, by: int = 1) -> Any:
+        """Subtract ``by`` (a positive int); PNCounter only (TypeError on a GCounter)."""
+        r: Replica = self._w  # type: ignore[assignment]
+        if self._epoch == r._epoch and self._kind is PNCounter:
+            self._x.add_in_place(r.replica_id, by, True)
+            r._counted[self.key] = None
+            r._pending_ops += 1
+            return r._write_ticket or r._ticket()
+        write = super().decrement(by)
+        self._bind(r)
+        return write
+
+    def _bind(self, r: Replica) -> None:
+        x = r._data.get(self.key)
+        if type(x) is self._kind and r._writable:
+            self._x, self._epoch = x, r._epoch
+
+
+class _LiveRegister(RegisterHandle):
+    """A replica's LWW register handle, bound like :class:`_LiveCounter`.
+
+    An assign stamps the value with the replica's HLC and writes it into the live register;
+    the key's delta (the register itself) is taken once per commit.
+    """
+
+    __slots__ = ("_x", "_epoch")
+
+    def __init__(self, replica: Replica, key: str) -> None:
+        super().__init__(replica, key)
+        self._x: Any = None
+        self._epoch = -1
+
+    def assign(self, value: Any) -> Any:
+        """Set the value (any JSON value); the latest (HLC, replica) write wins."""
+        r: Replica = self._w  # type: ignore[assignment]
+        if self._epoch == r._epoch:
+            self._x.assign_in_place(r.replica_id, value, r.hlc.now(r._clock()))
+            r._assigned[self.key] = None
+            r._pending_ops += 1
+            return r._write_ticket or r._ticket()
+        write = super().assign(value)
+        x = r._data.get(self.key)
+        if type(x) is LWWRegister and r._writable:
+            self._x, self._epoch = x, r._epoch
+        return write
 
 
 class Replica(Handles):
@@ -103,10 +189,18 @@ class Replica(Handles):
         self._log_seq = int(meta.get("log_seq", 0))
         self._meta_dirty: dict[str, Any] = dict(identity.meta_updates)
         self._local: dict[str, Crdt] = {}
-        self._counted: set[str] = set()  # counters changed by the fast path since the commit
+        # counters changed by the fast path since the commit (a dict: first-write order)
+        self._counted: dict[str, None] = {}
         # sets changed by the fast path since the commit: key -> (dots made or cleared, elements)
         self._stamped: dict[str, tuple[list[Any], set[Any]]] = {}
         self._write_ticket: Write | None = None
+        # handles of the typed write API, reused across calls: key -> handle, per kind
+        self._counters: dict[str, CounterHandle] = {}
+        self._gcounters: dict[str, CounterHandle] = {}
+        self._sets: dict[str, SetHandle] = {}
+        self._rwsets: dict[str, SetHandle] = {}
+        self._registers: dict[str, RegisterHandle] = {}
+        self._assigned: dict[str, None] = {}  # registers written by the fast path, likewise
         self._remote: list[tuple[str, dict[str, Crdt], Any]] = []
         self._pending_ops = 0
         self._batch_no = 1
@@ -116,6 +210,7 @@ class Replica(Handles):
         self._subscribers: list[tuple[str, Callable[[str, Any], None]]] = []
         self._closed = False
         self._writable = not follower  # False once closed too: the fast paths check only this
+        self._epoch = 0  # moves when a key's value object is replaced or the replica closes
         self._checkpoint_next = False
         self.on_commit: list[Callable[[list[Committed]], None]] = []
         self.on_commit_latency: Callable[[float], None] | None = None
@@ -162,6 +257,7 @@ class Replica(Handles):
         self.commit()
         self._closed = True
         self._writable = False
+        self._epoch += 1
         self._store.close()
 
     async def aclose(self) -> None:
@@ -237,6 +333,41 @@ class Replica(Handles):
         self._check_writable()
         return Batch(self)
 
+    # Handles are small and stateless (a writer and a key): one per key and kind is kept and
+    # reused, so ``replica.counter(k).increment()`` in a loop allocates nothing. The caches
+    # are bounded (cleared when one holds more than 65,536 handles).
+
+    def counter(self, key: str) -> CounterHandle:
+        """Handle on a PNCounter key."""
+        return self._counters.get(key) or self._cache(
+            self._counters, key, _LiveCounter(self, key, PNCounter))
+
+    def gcounter(self, key: str) -> CounterHandle:
+        """Handle on a GCounter key (increments only)."""
+        return self._gcounters.get(key) or self._cache(
+            self._gcounters, key, _LiveCounter(self, key, GCounter))
+
+    def set(self, key: str) -> SetHandle:
+        """Handle on an AWORSet key (add wins)."""
+        return self._sets.get(key) or self._cache(self._sets, key, SetHandle(self, key, AWORSet))
+
+    def rwset(self, key: str) -> SetHandle:
+        """Handle on an RWORSet key (remove wins)."""
+        return self._rwsets.get(key) or self._cache(
+            self._rwsets, key, SetHandle(self, key, RWORSet))
+
+    def register(self, key: str) -> RegisterHandle:
+        """Handle on an LWWRegister key."""
+        return self._registers.get(key) or self._cache(
+            self._registers, key, _LiveRegister(self, key))
+
+    @staticmethod
+    def _cache(cache: dict[str, Any], key: str, handle: Any) -> Any:
+        if len(cache) >= _MAX_CACHED_HANDLES:
+            cache.clear()
+        cache[key] = handle
+        return handle
+
     def _check_writable(self) -> None:
         if self._closed:
             raise LocalError(f"replica {self.name!r} is closed")
@@ -283,7 +414,7 @@ class Replica(Handles):
         x = self._data.get(key)
         if type(x) is kind and self._writable:
             x.add_in_place(self.replica_id, by, down)  # type: ignore[attr-defined]
-            self._counted.add(key)
+            self._counted[key] = None
             self._pending_ops += 1
             return self._write_ticket or self._ticket()
         rid = self.replica_id  # the general path: creates the key, validates, raises
@@ -299,17 +430,16 @@ class Replica(Handles):
         """
         x = self._data.get(key)
         if type(x) is kind and self._writable:
-            made: list[Any] = []
             if remove and kind is AWORSet:
-                old = x._unstamp(element)  # type: ignore[attr-defined]
+                dot, old = None, x._unstamp(element)  # type: ignore[attr-defined]
             else:
                 payload = None if kind is AWORSet else not remove
                 dot, old = x._stamp(self.replica_id, element, payload)  # type: ignore[attr-defined]
-                made.append(dot)
-            acc = self._stamped.get(key)
+            acc = self._stamped.get(key)  # after the checks above: nothing is kept on error
             if acc is None:
                 acc = self._stamped[key] = ([], set())
-            acc[0].extend(made)
+            if dot is not None:
+                acc[0].append(dot)
             if old:
                 acc[0].extend(old)
             acc[1].add(element)
@@ -333,9 +463,15 @@ class Replica(Handles):
         local = self._local
         if self._counted:
             rid = self.replica_id
+            data = self._data
             for key in self._counted:
-                local[key] = self._data[key].own_delta(rid)  # type: ignore[attr-defined]
-            self._counted = set()
+                local[key] = data[key].own_delta(rid)  # type: ignore[attr-defined]
+            self._counted = {}
+        if self._assigned:
+            data = self._data
+            for key in self._assigned:
+                local[key] = data[key].copy()  # a register's delta is the register
+            self._assigned = {}
         if self._stamped:
             for key, (dots, elements) in self._stamped.items():
                 delta = self._data[key].delta_for(elements, dots)  # type: ignore[attr-defined]
@@ -348,7 +484,7 @@ class Replica(Handles):
 
     def has_local_writes(self) -> bool:
         """True if local writes are waiting for the next commit."""
-        return bool(self._local or self._counted or self._stamped)
+        return bool(self._local or self._counted or self._stamped or self._assigned)
 
     def now(self) -> int:
         """Return a fresh HLC timestamp for a local write."""
@@ -367,10 +503,11 @@ class Replica(Handles):
         if self._closed:
             raise LocalError(f"replica {self.name!r} is closed")
         novel: dict[str, Crdt] = {}
-        for key, delta in group.items():
-            fresh = self._join_remote(key, delta, origin)
-            if fresh is not None:
-                novel[key] = fresh
+        with gc_paused():
+            for key, delta in group.items():
+                fresh = self._join_remote(key, delta, origin)
+                if fresh is not None:
+                    novel[key] = fresh
         self.stats["remote_deltas"] += 1
         if novel or token is not None:
             self._remote.append((origin, novel, token))
@@ -392,9 +529,11 @@ class Replica(Handles):
             if not replaying:
                 log.warning("key %r: remote %s replaces local %s (greater type tag wins)",
                             key, delta.TYPE, x.TYPE)
+            self._epoch += 1  # handles bound to the old value must not write to it
             # local writes of the losing type not yet committed lose with it
             self._local.pop(key, None)
-            self._counted.discard(key)
+            self._counted.pop(key, None)
+            self._assigned.pop(key, None)
             self._stamped.pop(key, None)
             x = None
         if x is None:
@@ -448,6 +587,10 @@ class Replica(Handles):
         if not (self.has_local_writes() or self._remote or self._meta_dirty):
             self._release(None)
             return self._log_seq
+        with gc_paused():
+            return self._commit()
+
+    def _commit(self) -> int:
         local, remote = self._take_local(), self._remote
         seq = self._log_seq
         entries: list[Committed] = []
@@ -492,7 +635,7 @@ class Replica(Handles):
         sized = []
         for entry in entries:
             if entry.seq:
-                blob = encode_group(entry.group)
+                blob = _log_blob(entry.group)
                 commit.log.append(LogEntry(entry.seq, entry.origin, blob))
                 self._ckpt.logged(entry.group, len(blob))
                 entry = replace(entry, size=len(blob))

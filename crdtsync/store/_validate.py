@@ -79,13 +79,18 @@ def _keyed(section: str, items: object, tags: dict[str, str]) -> list[tuple[str,
         raise TypeError(f"commit.{section} must be a dict, not {type(items).__name__}")
     out: list[tuple[str, str, bytes]] = []
     for key, pair in items.items():
-        check_text(f"commit.{section} key", key)
-        if not isinstance(pair, tuple) or len(pair) != 2:
-            raise TypeError(f"commit.{section}[{key!r}] must be a (tag, bytes) tuple")
-        tag = check_text(f"commit.{section}[{key!r}] tag", pair[0])
-        if not tag:
-            raise ValueError(f"commit.{section}[{key!r}] tag is empty")
-        blob = as_blob(f"commit.{section}[{key!r}] state", pair[1])
+        if (type(key) is str and type(pair) is tuple and len(pair) == 2
+                and type(pair[0]) is str and pair[0] and type(pair[1]) is bytes
+                and key.isascii() and pair[0].isascii()):
+            tag, blob = pair  # the common case, checked without building error messages
+        else:
+            check_text(f"commit.{section} key", key)
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise TypeError(f"commit.{section}[{key!r}] must be a (tag, bytes) tuple")
+            tag = check_text(f"commit.{section}[{key!r}] tag", pair[0])
+            if not tag:
+                raise ValueError(f"commit.{section}[{key!r}] tag is empty")
+            blob = as_blob(f"commit.{section}[{key!r}] state", pair[1])
         known = tags.setdefault(key, tag)
         if known != tag:
             raise ValueError(f"key {key!r} is tagged {known!r} in bases but {tag!r} in deltas")

@@ -24,6 +24,9 @@ def check_amount(by: Any) -> int:
     return by
 
 
+_new = object.__new__
+
+
 def _vv_merge(mine: dict[str, int], theirs: dict[str, int]) -> None:
     get = mine.get
     for replica, n in theirs.items():
@@ -162,13 +165,20 @@ class PNCounter(Crdt):
 
         A replica batching many writes calls this, then :meth:`own_delta` once per commit.
         """
-        _bump(self._n if down else self._p, replica, by)
+        entries = self._n if down else self._p
+        if type(by) is int and by > 0 and replica in KNOWN_REPLICAS:  # the common case
+            n = entries.get(replica, 0) + by
+            if n <= MAX_INT:
+                entries[replica] = n
+                return
+        _bump(entries, replica, by)  # validates, raises
 
     def own_delta(self, replica: str) -> PNCounter:
         """Return the delta holding ``replica``'s entries: what its own writes changed."""
-        delta = PNCounter.__new__(PNCounter)
-        delta._p = {replica: self._p[replica]} if replica in self._p else {}
-        delta._n = {replica: self._n[replica]} if replica in self._n else {}
+        delta = _new(PNCounter)
+        p, n = self._p.get(replica), self._n.get(replica)
+        delta._p = {} if p is None else {replica: p}
+        delta._n = {} if n is None else {replica: n}
         return delta
 
     @property

@@ -73,6 +73,16 @@ class LWWRegister(Crdt):
         self.merge(delta)
         return delta
 
+    def assign_in_place(self, replica: str, value: Any, timestamp: int) -> None:
+        """Like :meth:`assign`, without building the delta (a replica batching writes takes
+        the register itself as the delta at commit)."""
+        if (type(timestamp) is int and timestamp > self._ts and timestamp <= MAX_INT
+                and replica in KNOWN_REPLICAS):
+            self._val = _private(value)  # validates before anything changes
+            self._ts, self._rid = timestamp, replica
+        else:
+            self.assign(replica, value, timestamp)
+
     @property
     def value(self) -> Any:
         return self._val
