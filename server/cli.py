@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     _security_flags(s)
     st = sub.add_parser("status", help="show a running replica's peers and lag")
     st.add_argument("url", help="the replica's ws:// or http:// URL")
+    st.add_argument("--token-file", help="file holding the client token (for a server started "
+                    "with --protect-health)")
+    st.add_argument("--tls-cert", help="client certificate (PEM), for a server with mutual TLS")
+    st.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
+    st.add_argument("--tls-ca", help="the CA (PEM) that signs the server's certificate")
     b = sub.add_parser("backup", help="write a consistent snapshot of a (running) replica")
     b.add_argument("--data", required=True, help="the replica's data directory")
     b.add_argument("--out", required=True, help="snapshot file to write")
@@ -109,9 +114,30 @@ def _status(args: argparse.Namespace) -> int:
     if parsed.scheme not in ("ws", "wss", "http", "https") or not parsed.netloc:
         raise ConfigError(f"status: expected a ws:// or http:// URL, got {args.url!r}")
     scheme = "https" if parsed.scheme in ("wss", "https") else "http"
+    request = urllib.request.Request(f"{scheme}://{parsed.netloc}/health")
+    if args.token_file:
+        from crdtsync.transport.auth import load_secret
+        try:
+            token = load_secret(args.token_file)
+        except ValueError as exc:
+            raise ConfigError(f"--token-file: {exc}") from exc
+        request.add_header("Authorization", f"Bearer {token.decode('utf-8', 'replace')}")
+    context = None
+    if scheme == "https" and (args.tls_ca or args.tls_cert):
+        import ssl
+        context = ssl.create_default_context(cafile=args.tls_ca)
+        context.check_hostname = False  # replicas are named by certificate, not host
+        if args.tls_cert:
+            if not args.tls_key:
+                raise ConfigError("--tls-cert needs --tls-key")
+            context.load_cert_chain(args.tls_cert, args.tls_key)
     try:
-        with urllib.request.urlopen(f"{scheme}://{parsed.netloc}/health", timeout=5) as resp:
+        with urllib.request.urlopen(request, timeout=5, context=context) as resp:
             doc: dict[str, Any] = orjson.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        hint = " (pass --token-file)" if exc.code == 401 else ""
+        print(f"crdtsync: {args.url} answered {exc.code} {exc.reason}{hint}", file=sys.stderr)
+        return 1
     except (urllib.error.URLError, OSError) as exc:
         print(f"crdtsync: cannot reach {args.url}: {exc}", file=sys.stderr)
         return 1

@@ -124,3 +124,28 @@ def test_real_processes_with_secret_token_and_limits(tmp_path: Path) -> None:
     finally:
         for srv in (ap, eu, us):
             srv.stop()
+
+
+def test_status_presents_the_client_token(tmp_path: Path) -> None:
+    """``crdtsync status`` on a server with --protect-health: refused (exit 1, a hint)
+    without the token, served with --token-file."""
+    token_file = write_secret(tmp_path / "token", "client-token-0123456789")
+    srv = start_server(tmp_path / "us", "us", extra=[
+        "--client-token-file", token_file, "--protect-health"])
+
+    def status(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "crdtsync_server.cli", "status",
+                               srv.url, *extra], capture_output=True, text=True, timeout=30)
+
+    try:
+        refused = status()
+        assert refused.returncode == 1 and "401" in refused.stderr
+        assert "--token-file" in refused.stderr
+        wrong = write_secret(tmp_path / "wrong", "not-the-client-token-000")
+        assert status("--token-file", wrong).returncode == 1
+        ok = status("--token-file", token_file)
+        assert ok.returncode == 0 and "replica us" in ok.stdout, ok.stderr
+        missing = status("--token-file", str(tmp_path / "nope"))
+        assert missing.returncode == 2 and "--token-file" in missing.stderr
+    finally:
+        srv.stop()
