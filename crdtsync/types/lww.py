@@ -78,8 +78,10 @@ class LWWRegister(Crdt):
         the register itself as the delta at commit)."""
         if (type(timestamp) is int and timestamp > self._ts and timestamp <= MAX_INT
                 and replica in KNOWN_REPLICAS):
-            self._val = _private(value)  # validates before anything changes
-            self._ts, self._rid = timestamp, replica
+            t = type(value)
+            if not ((t is int and -(2**63) <= value < 2**64) or (t is str and value.isascii())):
+                value = _private(value)  # validates (and copies) before anything changes
+            self._ts, self._rid, self._val = timestamp, replica, value
         else:
             self.assign(replica, value, timestamp)
 

@@ -154,3 +154,24 @@ def test_plain_peer_urls_are_refused_with_tls(tmp_path: Path, pki: Pki) -> None:
     with pytest.raises(ConfigError, match="cannot load"):
         load_config({"id": "us", "data": str(tmp_path), "tls_cert": pki.ca,
                      "tls_key": pki.ca, "tls_ca": pki.ca})
+
+
+def test_status_over_mutual_tls(tmp_path: Path, pki: Pki) -> None:
+    """``crdtsync status wss://...`` with a client certificate reads /health; without one
+    the TLS handshake fails and it exits 1."""
+    import subprocess
+    import sys
+
+    async def main() -> None:
+        async with running(tmp_path, "us", **pki.files("us")) as us:
+            app = pki.files("app")
+            cmd = [sys.executable, "-m", "crdtsync_server.cli", "status", url_of(us)]
+            ok = await asyncio.to_thread(subprocess.run, [
+                *cmd, "--tls-ca", app["tls_ca"], "--tls-cert", app["tls_cert"],
+                "--tls-key", app["tls_key"]], capture_output=True, text=True, timeout=30)
+            assert ok.returncode == 0 and "replica us" in ok.stdout, ok.stderr
+            bare = await asyncio.to_thread(subprocess.run, [*cmd, "--tls-ca", app["tls_ca"]],
+                                           capture_output=True, text=True, timeout=30)
+            assert bare.returncode == 1 and "cannot reach" in bare.stderr
+
+    _run(main())
