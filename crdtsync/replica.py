@@ -42,6 +42,8 @@ __all__ = ["Replica", "Committed", "wall_clock_ms"]
 log = logging.getLogger("crdtsync.replica")
 
 _MAX_CACHED_HANDLES = 1 << 16
+_JOIN_NOVEL = frozenset({PNCounter, GCounter, LWWRegister})
+"""Types whose ``join_novel`` merges a delta and returns its new part in one pass."""
 
 
 def wall_clock_ms() -> int:
@@ -541,11 +543,17 @@ class Replica(Handles):
             if key not in self._data:
                 self._keys.add(key)
             self._data[key] = x
-        fresh = x.novel(delta)
-        if fresh is not None:
-            x.merge(delta)
-            if type(delta) is LWWRegister and delta.timestamp is not None and not replaying:
-                self._observe(delta.timestamp, origin)
+        kind = type(x)
+        if kind in _JOIN_NOVEL:  # merge and find the new part in one pass
+            fresh = x.join_novel(delta)  # type: ignore[attr-defined]
+        else:
+            fresh = x.novel(delta)
+            if fresh is not None:
+                x.merge(delta)
+        if fresh is not None and kind is LWWRegister and not replaying:
+            stamp = delta.timestamp  # type: ignore[attr-defined]
+            if stamp is not None:
+                self._observe(stamp, origin)
         return fresh  # type: ignore[no-any-return]
 
     def _observe(self, timestamp: int, origin: str) -> None:

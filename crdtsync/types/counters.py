@@ -28,18 +28,32 @@ _new = object.__new__
 
 
 def _vv_merge(mine: dict[str, int], theirs: dict[str, int]) -> None:
-    get = mine.get
-    for replica, n in theirs.items():
-        if n > get(replica, 0):
-            mine[replica] = n
+    if theirs:
+        get = mine.get
+        mine.update({r: n for r, n in theirs.items() if n > get(r, 0)})
 
 
 def _vv_novel(mine: dict[str, int], theirs: dict[str, int]) -> dict[str, int]:
+    if not theirs:
+        return {}
     get = mine.get
     return {r: n for r, n in theirs.items() if n > get(r, 0)}
 
 
+def _vv_join_novel(mine: dict[str, int], theirs: dict[str, int]) -> dict[str, int]:
+    """Join ``theirs`` into ``mine``; return the entries that were new (one pass)."""
+    if not theirs:
+        return {}
+    get = mine.get
+    fresh = {r: n for r, n in theirs.items() if n > get(r, 0)}
+    if fresh:
+        mine.update(fresh)
+    return fresh
+
+
 def _vv_from_json(obj: Any) -> dict[str, int]:
+    if type(obj) is dict and not obj:
+        return {}
     if not isinstance(obj, dict):
         raise ValueError("counter entries must be an object {replica: count}")
     for replica, n in obj.items():
@@ -102,11 +116,23 @@ class GCounter(Crdt):
         _vv_merge(self._p, other._p)
 
     def novel(self, delta: Any) -> GCounter | None:
-        self._check_same(delta)
+        if type(delta) is not GCounter:
+            self._check_same(delta)
         fresh = _vv_novel(self._p, delta._p)
         if not fresh:
             return None
-        out = GCounter.__new__(GCounter)
+        out = _new(GCounter)
+        out._p = fresh
+        return out
+
+    def join_novel(self, delta: Any) -> GCounter | None:
+        """Merge ``delta`` and return :meth:`novel` of it (computed in the same pass)."""
+        if type(delta) is not GCounter:
+            self._check_same(delta)
+        fresh = _vv_join_novel(self._p, delta._p)
+        if not fresh:
+            return None
+        out = _new(GCounter)
         out._p = fresh
         return out
 
@@ -192,16 +218,28 @@ class PNCounter(Crdt):
         _vv_merge(self._n, other._n)
 
     def novel(self, delta: Any) -> PNCounter | None:
-        self._check_same(delta)
+        if type(delta) is not PNCounter:
+            self._check_same(delta)
         p, n = _vv_novel(self._p, delta._p), _vv_novel(self._n, delta._n)
         if not p and not n:
             return None
-        out = PNCounter.__new__(PNCounter)
+        out = _new(PNCounter)
+        out._p, out._n = p, n
+        return out
+
+    def join_novel(self, delta: Any) -> PNCounter | None:
+        """Merge ``delta`` and return :meth:`novel` of it (computed in the same pass)."""
+        if type(delta) is not PNCounter:
+            self._check_same(delta)
+        p, n = _vv_join_novel(self._p, delta._p), _vv_join_novel(self._n, delta._n)
+        if not p and not n:
+            return None
+        out = _new(PNCounter)
         out._p, out._n = p, n
         return out
 
     def copy(self) -> PNCounter:
-        new = PNCounter.__new__(PNCounter)
+        new = _new(PNCounter)
         new._p = dict(self._p)
         new._n = dict(self._n)
         return new
@@ -223,7 +261,7 @@ class PNCounter(Crdt):
     def from_json(cls, obj: Any) -> PNCounter:
         if not isinstance(obj, list) or len(obj) != 2:
             raise ValueError("pncounter state must be [increments, decrements]")
-        new = cls.__new__(cls)
+        new = _new(cls)
         new._p = _vv_from_json(obj[0])
         new._n = _vv_from_json(obj[1])
         return new

@@ -109,6 +109,17 @@ class LWWRegister(Crdt):
         ):
             self._ts, self._rid, self._val = other._ts, other._rid, other._val
 
+    def join_novel(self, delta: Any) -> LWWRegister | None:
+        """Merge ``delta``; return it if it won (what :meth:`novel` returns), else None."""
+        if type(delta) is not LWWRegister:
+            self._check_same(delta)
+        ts, rid = delta._ts, delta._rid
+        if ts > self._ts or (ts == self._ts and (
+                rid > self._rid or (rid == self._rid and dumps(delta._val) > dumps(self._val)))):
+            self._ts, self._rid, self._val = ts, rid, delta._val
+            return delta  # type: ignore[no-any-return]
+        return None
+
     def novel(self, delta: Any) -> LWWRegister | None:
         probe = self.copy()
         probe.merge(delta)

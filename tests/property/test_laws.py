@@ -203,6 +203,26 @@ def test_novel_part_joins_like_the_whole_delta(spec: TypeSpec, data: st.DataObje
     assert encode(d) == d_bytes
 
 
+@specs
+@given(data=st.data())
+def test_join_novel_is_merge_plus_novel(spec: TypeSpec, data: st.DataObject) -> None:
+    """Where a type has ``join_novel`` (one pass), it leaves the state ``merge`` leaves and
+    returns what ``novel`` returns."""
+    u = data.draw(universes(spec))
+    x = data.draw(st.sampled_from(u.states))
+    if not hasattr(x, "join_novel"):
+        return
+    d = data.draw(st.sampled_from([d for _, d in u.deltas] + u.states))
+    one, two = x.copy(), x.copy()
+    got = one.join_novel(d)
+    want = two.novel(d)
+    two.merge(d)
+    assert one == two
+    assert (got is None) == (want is None)
+    if got is not None:
+        assert encode(got) == encode(want)
+
+
 def _check_dotmap_index(dm: DotMap) -> None:
     """Every dot beneath ``dm`` is indexed to its key exactly once; no key holds bottom."""
     expected: dict[Any, Any] = {}
