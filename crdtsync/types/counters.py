@@ -118,23 +118,13 @@ class GCounter(Crdt):
     def novel(self, delta: Any) -> GCounter | None:
         if type(delta) is not GCounter:
             self._check_same(delta)
-        fresh = _vv_novel(self._p, delta._p)
-        if not fresh:
-            return None
-        out = _new(GCounter)
-        out._p = fresh
-        return out
+        return _gcounter_or_none(_vv_novel(self._p, delta._p))
 
     def join_novel(self, delta: Any) -> GCounter | None:
         """Merge ``delta`` and return :meth:`novel` of it (computed in the same pass)."""
         if type(delta) is not GCounter:
             self._check_same(delta)
-        fresh = _vv_join_novel(self._p, delta._p)
-        if not fresh:
-            return None
-        out = _new(GCounter)
-        out._p = fresh
-        return out
+        return _gcounter_or_none(_vv_join_novel(self._p, delta._p))
 
     def copy(self) -> GCounter:
         new = GCounter.__new__(GCounter)
@@ -159,6 +149,14 @@ class GCounter(Crdt):
         new = cls.__new__(cls)
         new._p = _vv_from_json(obj)
         return new
+
+
+def _gcounter_or_none(entries: dict[str, int]) -> GCounter | None:
+    if not entries:
+        return None
+    out = _new(GCounter)
+    out._p = entries
+    return out
 
 
 @register
