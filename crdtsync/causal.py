@@ -19,7 +19,7 @@ the index (:func:`seen_dots`), or by scanning ``s1`` when that is cheaper.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any, TypeAlias
 
 __all__ = [
@@ -80,17 +80,9 @@ class CausalContext:
         """Return a new context holding ``dots``."""
         ctx = cls.__new__(cls)
         ctx.vv = {}
-        cloud: dict[str, set[int]] = {}
-        for replica, seq in dots:
-            extra = cloud.get(replica)
-            if extra is None:
-                cloud[replica] = {seq}
-            else:
-                extra.add(seq)
-        ctx.cloud = cloud
-        for replica, extra in list(cloud.items()):
-            if 1 in extra:  # normalise: the run 1..n moves into the version vector
-                ctx._advance(replica, 1)
+        ctx.cloud = {}
+        for replica, seqs in _by_replica(dots).items():
+            ctx._add_seqs(replica, seqs)
         return ctx
 
     def copy(self) -> CausalContext:
@@ -135,8 +127,8 @@ class CausalContext:
 
     def add_all(self, dots: Iterable[Dot]) -> None:
         """Add several dots."""
-        for dot in dots:
-            self.add(dot)
+        for replica, seqs in _by_replica(dots).items():
+            self._add_seqs(replica, seqs)
 
     def merge(self, other: CausalContext) -> None:
         """Join ``other`` into this context; cost follows the size of ``other``."""
@@ -144,8 +136,24 @@ class CausalContext:
             if seq > self.vv.get(replica, 0):
                 self._advance(replica, seq)
         for replica, extra in other.cloud.items():
-            for seq in extra:
-                self.add((replica, seq))
+            self._add_seqs(replica, set(extra))
+
+    def seen(self, dots: Iterable[Dot]) -> set[Dot]:
+        """Return the dots of ``dots`` that the context holds (one pass, no call per dot)."""
+        get = self.vv.get
+        cloud = self.cloud
+        if not cloud:
+            return {d for d in dots if d[1] <= get(d[0], 0)}
+        return {d for d in dots if d[1] <= get(d[0], 0) or d[1] in cloud.get(d[0], ())}
+
+    def missing(self, dots: Iterable[Dot]) -> list[Dot]:
+        """Return the dots of ``dots`` that the context does not hold, in their order."""
+        get = self.vv.get
+        late = [d for d in dots if d[1] > get(d[0], 0)]
+        cloud = self.cloud
+        if late and cloud:
+            late = [d for d in late if d[1] not in cloud.get(d[0], ())]
+        return late
 
     def dots(self) -> Iterator[Dot]:
         """Iterate over every dot (version-vector ranges expanded)."""
@@ -155,6 +163,23 @@ class CausalContext:
         for replica, extra in self.cloud.items():
             for seq in extra:
                 yield (replica, seq)
+
+    def _add_seqs(self, replica: str, seqs: set[int]) -> None:
+        """Add the dots ``(replica, s)`` for ``s`` in ``seqs`` (a set the context may keep)."""
+        top = self.vv.get(replica, 0)
+        if not seqs:
+            return
+        if top and min(seqs) <= top:
+            seqs = {s for s in seqs if s > top}
+            if not seqs:
+                return
+        extra = self.cloud.get(replica)
+        if extra is None:
+            self.cloud[replica] = seqs
+        else:
+            extra.update(seqs)
+        if top + 1 in seqs:  # the cloud never holds top + 1, so only ``seqs`` can bring it
+            self._advance(replica, top + 1)
 
     def _advance(self, replica: str, seq: int) -> None:
         """Raise ``vv[replica]`` to ``seq`` and pull contiguous cloud dots into it."""
@@ -166,6 +191,11 @@ class CausalContext:
                     extra.discard(covered)
             else:
                 extra.difference_update([s for s in extra if s <= seq])
+            # Every cloud dot is above ``seq`` now: if they form one run, take it whole (the
+            # check stops at the first gap, so it costs at most the length of the run).
+            if extra.issuperset(range(seq + 1, seq + len(extra) + 1)):
+                seq += len(extra)
+                extra.clear()
             while seq + 1 in extra:
                 seq += 1
                 extra.discard(seq)
@@ -177,13 +207,14 @@ class CausalContext:
 
     def to_json(self) -> list[Any]:
         """Return the canonical JSON form: ``[{replica: n}, [[replica, seq], ...]]``."""
-        cloud = sorted((r, s) for r, extra in self.cloud.items() for s in extra)
-        return [dict(sorted(self.vv.items())), [list(d) for d in cloud]]
+        cloud = self.cloud
+        return [dict(sorted(self.vv.items())),
+                [[r, s] for r in sorted(cloud) for s in sorted(cloud[r])]]
 
     @classmethod
     def from_json(cls, obj: Any) -> CausalContext:
         """Build a context from its JSON form; raise ValueError on a bad shape."""
-        from crdtsync.codec import KNOWN_REPLICAS, check_dot, check_int, remember_replica
+        from crdtsync.codec import KNOWN_REPLICAS, check_dots, check_int, remember_replica
 
         if not isinstance(obj, list) or len(obj) != 2 or not isinstance(obj[0], dict):
             raise ValueError("causal context must be [version vector, cloud]")
@@ -196,9 +227,21 @@ class CausalContext:
                 remember_replica(replica)
             check_int(seq, low=1)
             ctx.vv[replica] = seq
-        for item in cloud_obj:
-            ctx.add(check_dot(item))
+        ctx.add_all(check_dots(cloud_obj))
         return ctx
+
+
+def _by_replica(dots: Iterable[Dot]) -> dict[str, set[int]]:
+    """Group dots by replica: ``{replica: {seq, ...}}`` (few replicas: a pass for each)."""
+    if not isinstance(dots, Collection):
+        dots = list(dots)
+    replicas = {r for r, _ in dots}
+    if len(replicas) <= 3:
+        return {r: {s for q, s in dots if q == r} for r in replicas}
+    out: dict[str, set[int]] = {}
+    for replica, seq in dots:
+        out.setdefault(replica, set()).add(seq)
+    return out
 
 
 # -- dot stores ---------------------------------------------------------------------------------
@@ -274,8 +317,10 @@ def seen_dots(store: Any, ctx: CausalContext) -> set[Dot]:
     if not size:
         return set()
     if len(ctx) < size:
-        return {d for d in ctx.dots() if d in dots}
-    return {d for d in dots if d in ctx}
+        mine = [(r, s) for r, top in ctx.vv.items() for s in range(1, top + 1)]
+        mine += [(r, s) for r, extra in ctx.cloud.items() for s in extra]
+        return {d for d in mine if d in dots}
+    return ctx.seen(dots)
 
 
 def store_join(s1: Any, c1: CausalContext, s2: Any, c2: CausalContext,
@@ -291,44 +336,32 @@ def store_join(s1: Any, c1: CausalContext, s2: Any, c2: CausalContext,
         drop = seen_dots(s1, c2)
     if isinstance(s1, DotMap):
         return _map_join(s1, c1, s2, c2, drop)
+    gone = drop.difference(s2) if drop else drop
+    fresh = c1.missing(s2)
     if isinstance(s1, dict):
-        for dot in drop:
-            if dot not in s2:
-                del s1[dot]
-        for dot, payload in s2.items():
-            if dot not in c1:
-                s1[dot] = payload
+        for dot in gone:
+            del s1[dot]
+        if fresh:
+            s1.update({dot: s2[dot] for dot in fresh})
         return s1
-    for dot in drop:
-        if dot not in s2:
-            s1.discard(dot)
-    for dot in s2:
-        if dot not in c1:
-            s1.add(dot)
+    s1.difference_update(gone)
+    s1.update(fresh)
     return s1
 
 
 def _map_join(m1: DotMap, c1: CausalContext, m2: DotMap, c2: CausalContext,
               drop: set[Dot]) -> DotMap:
+    entries, owner = m1.entries, m1.owner
     by_key: dict[Any, set[Dot]] = {}
     for dot in drop:
-        by_key.setdefault(m1.owner[dot], set()).add(dot)
-    for key in m2.entries.keys() | by_key.keys():
-        mine = m1.entries.get(key)
+        by_key.setdefault(owner[dot], set()).add(dot)
+    shared = m2.entries.keys() & entries.keys()  # set operations: cost min(|m1|, |m2|)
+    if len(shared) < len(m2.entries):
+        _adopt(m1, c1, m2, c2, m2.entries.keys() - shared)
+    shared.update(by_key)
+    for key in shared:
+        mine = entries[key]
         theirs = m2.entries.get(key)
-        if mine is None:
-            # Only the other side has the key: keep the dots we have not seen.
-            if isinstance(theirs, set):
-                fresh: Any = {d for d in theirs if d not in c1}
-            elif isinstance(theirs, dict):
-                fresh = {d: v for d, v in theirs.items() if d not in c1}
-            else:
-                fresh = store_join(DotMap(), c1, theirs, c2, set())
-            if not store_is_bottom(fresh):
-                m1.entries[key] = fresh
-                for dot in store_dots(fresh):
-                    m1.owner[dot] = key
-            continue
         if theirs is None:
             theirs = empty_like(mine)
         gone = by_key.get(key, set())
@@ -337,13 +370,43 @@ def _map_join(m1: DotMap, c1: CausalContext, m2: DotMap, c2: CausalContext,
         held = joined.owner if isinstance(joined, DotMap) else joined
         for dot in gone:
             if dot not in held:
-                m1.owner.pop(dot, None)
+                owner.pop(dot, None)
         for dot in store_dots(theirs):
             if dot in held:
-                m1.owner[dot] = key
+                owner[dot] = key
         if store_is_bottom(joined):
-            del m1.entries[key]
+            del entries[key]
     return m1
+
+
+def _adopt(m1: DotMap, c1: CausalContext, m2: DotMap, c2: CausalContext,
+           keys: set[Any]) -> None:
+    """Add to ``m1`` the entries of ``m2`` under ``keys``, which ``m1`` does not hold.
+
+    Only the dots ``c1`` has not seen are kept; in the usual case (``c1`` has seen none of
+    them and no entry is a nested map) the entries are copied and indexed in bulk.
+    """
+    theirs = m2.entries
+    seen = c1.seen(m2.owner)
+    if not seen and DotMap not in set(map(type, theirs.values())):
+        fresh = {k: theirs[k].copy() for k in keys}
+        m1.entries.update(fresh)
+        if len(keys) == len(theirs):  # every key is new: index every dot beneath m2
+            m1.owner.update(m2.owner)
+        else:
+            m1.owner.update({dot: k for k, store in fresh.items() for dot in store})
+        return
+    for key in keys:
+        store = theirs[key]
+        if isinstance(store, DotMap):
+            kept: Any = store_join(DotMap(), c1, store, c2, set())
+        elif isinstance(store, set):
+            kept = store - seen
+        else:
+            kept = {d: v for d, v in store.items() if d not in seen}
+        if not store_is_bottom(kept):
+            m1.entries[key] = kept
+            m1.owner.update(dict.fromkeys(store_dots(kept), key))
 
 
 def empty_like(store: Any) -> Any:

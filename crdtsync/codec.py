@@ -14,6 +14,8 @@ a fresh value, so nothing is ever half-applied.
 from __future__ import annotations
 
 import math
+from itertools import chain, islice
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -37,9 +39,11 @@ __all__ = [
     "remember_replica",
     "KNOWN_REPLICAS",
     "check_dot",
+    "check_dots",
     "check_element",
     "check_json_value",
     "element_order",
+    "sorted_items",
     "value_order",
 ]
 
@@ -190,6 +194,59 @@ def check_dot(x: Any) -> Dot:
     return (replica, seq)
 
 
+def check_dots(items: list[Any]) -> list[Dot]:
+    """Return the dots encoded as the list ``[[replica, seq], ...]``; raise as :func:`check_dot`.
+
+    The whole list is checked at once (type and range sets, one lookup per replica id); only
+    if that finds a problem is it checked dot by dot, to raise the same error as before.
+    """
+    dots = _bulk_dots(items)
+    if dots is None:
+        return [check_dot(x) for x in items]
+    return dots
+
+
+def _bulk_dots(items: list[Any]) -> list[Dot] | None:
+    """Return the dots of ``items`` if they are all valid, or None: check them one by one."""
+    if not items:
+        return []
+    if set(map(type, items)) != {list} or set(map(len, items)) != {2}:
+        return None
+    replicas, seqs = zip(*items, strict=True)
+    if set(map(type, seqs)) != {int} or min(seqs) < 1 or max(seqs) > MAX_INT:
+        return None
+    if set(map(type, replicas)) != {str}:
+        return None
+    for replica in set(replicas).difference(KNOWN_REPLICAS):
+        try:
+            remember_replica(replica)
+        except (TypeError, ValueError):
+            return None
+    return list(zip(replicas, seqs, strict=True))
+
+
+def _bulk_elements_ok(keys: tuple[Any, ...]) -> bool:
+    """Return True if :func:`check_element` accepts every key (False: check one by one)."""
+    types = set(map(type, keys))
+    if not types <= {str, int}:
+        return False
+    strs = keys if int not in types else [k for k in keys if type(k) is str]
+    if strs:
+        if max(map(len, strs)) > MAX_ELEMENT_LEN:
+            return False
+        text = "".join(strs)
+        if not text.isascii():
+            try:
+                text.encode("utf-8")  # a lone surrogate fails, joined or not
+            except UnicodeEncodeError:
+                return False
+    if int in types:
+        ints = keys if str not in types else [k for k in keys if type(k) is int]
+        if min(ints) < -MAX_INT - 1 or max(ints) > MAX_INT:
+            return False
+    return True
+
+
 def check_element(x: Any) -> str | int:
     """Return ``x`` if it may be a set element or map key: a str or an int (not a bool)."""
     t = type(x)
@@ -238,6 +295,18 @@ def element_order(x: str | int) -> tuple[bool, Any]:
     return (type(x) is str, x)
 
 
+def sorted_items(entries: dict[Any, Any]) -> list[tuple[Any, Any]]:
+    """Return the items of a dict keyed by set elements, sorted by :func:`element_order`.
+
+    Keys of one type sort directly; a mix of ints and strs makes ``sorted`` raise TypeError
+    (any sort of them must compare an int with a str) and is sorted with the key function.
+    """
+    try:
+        return sorted(entries.items(), key=itemgetter(0))
+    except TypeError:
+        return sorted(entries.items(), key=lambda item: element_order(item[0]))
+
+
 def value_order(x: Any) -> bytes:
     """Sort key for arbitrary JSON values: their canonical encoding."""
     return dumps(x)
@@ -245,9 +314,9 @@ def value_order(x: Any) -> bytes:
 
 def check_store_in_context(store: Any, ctx: CausalContext) -> None:
     """Raise ValueError unless every dot of ``store`` lies in ``ctx``."""
-    for dot in store_dots(store):
-        if dot not in ctx:
-            raise ValueError(f"live dot {dot} is missing from the causal context")
+    missing = ctx.missing(store_dots(store))
+    if missing:
+        raise ValueError(f"live dot {missing[0]} is missing from the causal context")
 
 
 def dotmap_from_json(obj: Any, key_of: Any, nested_of: Any) -> DotMap:
@@ -272,11 +341,45 @@ def dotmap_from_json(obj: Any, key_of: Any, nested_of: Any) -> DotMap:
     return dm
 
 
+def dotsets_from_json(obj: Any) -> DotMap | None:
+    """Build the DotMap of ``[[element, [[replica, seq], ...]], ...]`` checking it in bulk.
+
+    Returns None if the bulk checks find any problem: :func:`dotmap_from_json` then checks it
+    entry by entry and raises the precise error. What this accepts, that one accepts too,
+    with the same result (an AWORSet store).
+    """
+    if type(obj) is not list:
+        return None
+    dm = DotMap()
+    if not obj:
+        return dm
+    if set(map(type, obj)) != {list} or set(map(len, obj)) != {2}:
+        return None
+    keys, lists = zip(*obj, strict=True)
+    if (set(map(type, lists)) != {list} or not _bulk_elements_ok(keys)
+            or len(set(keys)) != len(keys)):
+        return None
+    sizes = list(map(len, lists))
+    if min(sizes) == 0:
+        return None
+    dots = _bulk_dots(list(chain.from_iterable(lists)))
+    if dots is None or len(set(dots)) != len(dots):
+        return None
+    if len(dots) == len(keys):  # one dot per element: the usual case
+        dm.entries = {k: {d} for k, d in zip(keys, dots, strict=True)}
+        dm.owner = dict(zip(dots, keys, strict=True))
+        return dm
+    it = iter(dots)
+    dm.entries = {k: set(islice(it, n)) for k, n in zip(keys, sizes, strict=True)}
+    dm.owner = {d: k for k, ds in dm.entries.items() for d in ds}
+    return dm
+
+
 def dotset_from_json(obj: Any) -> set[Dot]:
     """Build a DotSet from ``[[replica, seq], ...]``."""
     if not isinstance(obj, list):
         raise ValueError("dot set must be a list")
-    dots = {check_dot(d) for d in obj}
+    dots = set(check_dots(obj))
     if len(dots) != len(obj):
         raise ValueError("duplicate dot in dot set")
     return dots
@@ -285,6 +388,5 @@ def dotset_from_json(obj: Any) -> set[Dot]:
 def sorted_dots(dots: Any) -> list[list[Any]]:
     """Return dots as sorted ``[[replica, seq], ...]``."""
     if len(dots) == 1:
-        for only in dots:
-            return [list(only)]
+        return [list(*dots)]  # the only dot, a (replica, seq) tuple, as a list
     return [[r, s] for r, s in sorted(dots)]

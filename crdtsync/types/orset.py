@@ -27,9 +27,10 @@ from crdtsync.codec import (
     check_replica,
     dotmap_from_json,
     dotset_from_json,
-    element_order,
+    dotsets_from_json,
     remember_replica,
     sorted_dots,
+    sorted_items,
 )
 from crdtsync.types.base import CausalCrdt, register
 
@@ -55,9 +56,14 @@ class _ORSet(CausalCrdt):
             check_element(element)
         if replica not in KNOWN_REPLICAS:
             remember_replica(replica)
+        ctx = self._ctx
+        if replica in ctx.cloud:
+            dot = ctx.next_dot(replica)
+        else:  # CausalContext.next_dot inlined: this is the replica's hottest write path
+            seq = ctx.vv[replica] = ctx.vv.get(replica, 0) + 1
+            dot = (replica, seq)
         store = self._store
         owner = store.owner
-        dot = self._ctx.next_dot(replica)
         old = store.entries.get(element)
         store.entries[element] = {dot} if payload is None else {dot: payload}
         owner[dot] = element
@@ -68,7 +74,9 @@ class _ORSet(CausalCrdt):
 
     def _unstamp(self, element: Any) -> Any:
         """Drop every dot of ``element`` seen here; return them (None if it had none)."""
-        check_element(element)
+        if (type(element) is not str or len(element) > MAX_ELEMENT_LEN
+                or not element.isascii()):
+            check_element(element)
         store = self._store
         old = store.entries.pop(element, None)
         if old:
@@ -96,16 +104,10 @@ class _ORSet(CausalCrdt):
         held here): the replica builds it once per commit instead of once per write.
         """
         entries = self._store.entries
-        dstore = DotMap()
-        ctx = CausalContext.of(dots)
-        for element in elements:
-            nested = entries.get(element)
-            if nested:
-                dstore.entries[element] = nested.copy()
-                for dot in nested:
-                    dstore.owner[dot] = element
-                    ctx.add(dot)
-        return self._delta(dstore, ctx)
+        dstore = DotMap.__new__(DotMap)
+        dstore.entries = {e: nested.copy() for e in elements if (nested := entries.get(e))}
+        dstore.owner = {dot: e for e, nested in dstore.entries.items() for dot in nested}
+        return self._delta(dstore, CausalContext.of([*dots, *dstore.owner]))
 
     def __iter__(self) -> Iterator[str | int]:
         return iter(self.value)
@@ -153,8 +155,14 @@ class AWORSet(_ORSet):
 
     @classmethod
     def _store_to_json(cls, store: DotMap) -> Any:
-        entries = store.entries
-        return [[e, sorted_dots(entries[e])] for e in sorted(entries, key=element_order)]
+        items = sorted_items(store.entries)
+        if len(store.owner) == len(items):  # one dot per element, the usual case
+            return [[e, [[r, s]]] for e, dots in items for r, s in dots]
+        return [[e, sorted_dots(dots)] for e, dots in items]
+
+    @classmethod
+    def _store_from_json(cls, obj: Any, depth: int) -> DotMap:
+        return dotsets_from_json(obj) or super()._store_from_json(obj, depth)
 
     @classmethod
     def _nested_from_json(cls, item: Any) -> set[Dot]:
@@ -184,11 +192,10 @@ class RWORSet(_ORSet):
 
     @classmethod
     def _store_to_json(cls, store: DotMap) -> Any:
-        entries = store.entries
-        return [
-            [e, [[r, s, entries[e][(r, s)]] for r, s in sorted(entries[e])]]
-            for e in sorted(entries, key=element_order)
-        ]
+        items = sorted_items(store.entries)
+        if len(store.owner) == len(items):  # one dot per element, the usual case
+            return [[e, [[r, s, v]]] for e, fun in items for (r, s), v in fun.items()]
+        return [[e, [[r, s, fun[(r, s)]] for r, s in sorted(fun)]] for e, fun in items]
 
     @classmethod
     def _nested_from_json(cls, item: Any) -> dict[Dot, bool]:
