@@ -16,6 +16,8 @@ and the background committer:
 - pending local writes are committed before each received message is handed to the engine
   (``SyncService._commit_local_writes``); ``Trim`` -> ``replica.trim_log``; ``Close`` ->
   disconnect; a Hello records the peer in ``sync.peers`` meta;
+- a received frame is decoded and handled with the cyclic GC paused
+  (:func:`crdtsync.gcpause.gc_paused`, as ``SyncService._deliver``);
 - :meth:`Node.tick` is the service's periodic tick (the runners call it every
   ``TICK_SECONDS`` of wall time, like ``SyncService._tick_forever``).
 
@@ -31,6 +33,7 @@ from collections.abc import Hashable, Iterable
 from typing import Any
 
 from crdtsync.codec import decode_group
+from crdtsync.gcpause import gc_paused
 from crdtsync.replica import Committed, Replica
 from crdtsync.sync import (
     Apply,
@@ -111,14 +114,15 @@ class Node:
         if link not in self.links:
             return  # the link was closed meanwhile
         self.received_bytes += len(frame)
-        message = decode_message(frame)
-        if isinstance(message, Hello):
-            peer = message.replica
-            if peer not in self._known and peer != self.rid:
-                self._known.add(peer)
-                self.replica.set_meta(PEERS_META, sorted(self._known))
-        self.commit_local_writes()
-        self.run(self.engine.receive(link, message, time.monotonic()))
+        with gc_paused():  # as SyncService._deliver: a frame's objects die young
+            message = decode_message(frame)
+            if isinstance(message, Hello):
+                peer = message.replica
+                if peer not in self._known and peer != self.rid:
+                    self._known.add(peer)
+                    self.replica.set_meta(PEERS_META, sorted(self._known))
+            self.commit_local_writes()
+            self.run(self.engine.receive(link, message, time.monotonic()))
 
     def commit_local_writes(self) -> None:
         if self.replica.has_local_writes():

@@ -19,7 +19,7 @@ the index (:func:`seen_dots`), or by scanning ``s1`` when that is cheaper.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeAlias
 
 __all__ = [
@@ -81,6 +81,13 @@ class CausalContext:
         ctx = cls.__new__(cls)
         ctx.vv = {}
         ctx.cloud = {}
+        if type(dots) in _COLLECTIONS and len(dots) == 1:  # type: ignore[arg-type]  # one dot
+            ((replica, seq),) = dots
+            if seq == 1:
+                ctx.vv[replica] = 1
+            else:
+                ctx.cloud[replica] = {seq}
+            return ctx
         for replica, seqs in _by_replica(dots).items():
             ctx._add_seqs(replica, seqs)
         return ctx
@@ -231,9 +238,12 @@ class CausalContext:
         return ctx
 
 
+_COLLECTIONS = (list, tuple, set, frozenset)
+
+
 def _by_replica(dots: Iterable[Dot]) -> dict[str, set[int]]:
     """Group dots by replica: ``{replica: {seq, ...}}`` (few replicas: a pass for each)."""
-    if not isinstance(dots, Collection):
+    if type(dots) not in _COLLECTIONS:
         dots = list(dots)
     replicas = {r for r, _ in dots}
     if len(replicas) <= 3:

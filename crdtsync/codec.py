@@ -115,14 +115,24 @@ def group_from_json(obj: Any) -> dict[str, Any]:
     return group
 
 
-def from_envelope(obj: Any) -> Any:
-    """Build a value from an already parsed ``[tag, version, state]``; raise DecodeError."""
+_REGISTRY: dict[str, Any] = {}
+
+
+def _registry() -> dict[str, Any]:
+    """The type registry, imported on first use (the types import this module)."""
     from crdtsync.types.base import REGISTRY
 
+    global _REGISTRY
+    _REGISTRY = REGISTRY
+    return REGISTRY
+
+
+def from_envelope(obj: Any) -> Any:
+    """Build a value from an already parsed ``[tag, version, state]``; raise DecodeError."""
     if not isinstance(obj, list) or len(obj) != 3:
         raise DecodeError("expected [type, version, state]")
     tag, version, state = obj
-    cls = REGISTRY.get(tag) if isinstance(tag, str) else None
+    cls = (_REGISTRY or _registry()).get(tag) if isinstance(tag, str) else None
     if cls is None:
         raise DecodeError(f"unknown type tag {tag!r}")
     if type(version) is not int or version != FORMAT_VERSION:

@@ -35,6 +35,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from crdtsync.errors import DecodeError, PeerError
+from crdtsync.gcpause import gc_paused
 from crdtsync.replica import Committed, Replica
 from crdtsync.sync import (
     Apply,
@@ -267,6 +268,13 @@ class SyncService:
     def _deliver(self, key: Hashable, link: Link, frame: bytes) -> None:
         if link.closing:
             return  # the engine closed this link; what still arrives on it is moot
+        # Decoding a Delta builds thousands of short-lived containers (the parsed JSON, the
+        # decoded values, the joined interval an ack releases); they die by reference
+        # counting when the frame is handled, so the collector need not see them.
+        with gc_paused():
+            self._handle(key, link, frame)
+
+    def _handle(self, key: Hashable, link: Link, frame: bytes) -> None:
         try:
             message = decode_message(frame, max_bytes=self.max_message_bytes)
         except DecodeError as exc:

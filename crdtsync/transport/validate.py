@@ -61,8 +61,19 @@ class DeltaRules:
 
     def check(self, group: Mapping[str, Any]) -> str | None:
         """Return why ``group`` breaks the rule, or None if it may be joined."""
+        members = self.members
         for key, value in group.items():
-            reason = self._check_value(value)
+            t = type(value)
+            if t is PNCounter or t is GCounter:
+                # The common case, inline: a counter names replicas only as entry owners
+                # (totals are not sequence numbers), so without a member list it passes.
+                if members is None:
+                    continue
+                reason = self._check_ids(value._p)
+                if reason is None and t is PNCounter:
+                    reason = self._check_ids(value._n)
+            else:
+                reason = self._check_value(value)
             if reason is not None:
                 return f"key {key!r:.80}: {reason}"
         return None
