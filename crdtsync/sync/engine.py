@@ -198,11 +198,7 @@ class SyncEngine:
         for peer, tx in self._tx.items():
             if (link := self._peer_link.get(peer)) is not None:
                 out += _sends(link, tx.tick(now))
-        upto = self._trim_point()
-        if upto > self._log.trimmed_upto:
-            self._log.trim(upto)
-            out.append(Trim(upto))
-        return out
+        return out + self._trim()
 
     def status(self) -> dict[str, PeerStatus]:
         """Return what is known of every peer, by replica id."""
@@ -231,6 +227,14 @@ class SyncEngine:
             if (link := self._peer_link.get(peer)) is not None:
                 out += _sends(link, tx.flush(now, force=False))
         return out
+
+    def _trim(self) -> list[Output]:
+        """Trim the log up to the trim point if it moved (an ack or a tick can move it)."""
+        upto = self._trim_point()
+        if upto > self._log.trimmed_upto:
+            self._log.trim(upto)
+            return [Trim(upto)]
+        return []
 
     def _trim_point(self) -> int:
         """Trim what every known peer acked (Almeida et al. §6), and past the size bounds."""
@@ -329,7 +333,9 @@ class SyncEngine:
 
     def _on_ack(self, link: Hashable, state: _Link, msg: Ack, now: float) -> list[Output]:
         tx = self._tx_of(link, state, "an ack")
-        return self._to_peer(tx.peer, tx.on_ack(msg.upto, now))
+        # Trim at once rather than at the next tick: acked entries hold every delta object
+        # of their groups, and the log is the largest thing a busy replica keeps alive.
+        return self._to_peer(tx.peer, tx.on_ack(msg.upto, now)) + self._trim()
 
     def _on_nack(self, link: Hashable, state: _Link, msg: Nack, now: float) -> list[Output]:
         tx = self._tx_of(link, state, "a nack")

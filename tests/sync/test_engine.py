@@ -20,6 +20,7 @@ from crdtsync.sync import (
     SyncConfig,
     SyncEngine,
     Trim,
+    decode_message,
     encode_message,
 )
 from crdtsync.types import GCounter
@@ -157,9 +158,27 @@ def test_send_ack_trim() -> None:
     c.pump()
     assert value(c, "r1") == 5
     assert c.hosts["r0"].engine.status()["r1"].acked == 1
-    out = c.hosts["r0"].engine.tick(c.now)
-    assert Trim(1) in out
+    # the ack trimmed the log at once (not at the next tick): nothing is left to trim
     assert c.hosts["r0"].engine.log_size() == (0, 0)
+    assert not [o for o in c.hosts["r0"].engine.tick(c.now) if isinstance(o, Trim)]
+
+
+def test_an_ack_trims_at_once() -> None:
+    """The ack that covers an entry trims it from the log then, not at the next tick."""
+    c = cluster()
+    c.pump()
+    inc(c, "r0", by=5)
+    c.commit("r0")
+    engine = c.hosts["r0"].engine
+    assert engine.log_size()[0] == 1
+    c.deliver(next(i for i, (_, dst, _) in enumerate(c.inflight) if dst == "r1"))
+    c.commit("r1")  # durable at r1: it acks
+    (i,) = [i for i, (_, dst, _) in enumerate(c.inflight) if dst == "r0"]
+    lid, _, payload = c.inflight.pop(i)
+    ack = decode_message(payload) if c.codec else payload
+    assert isinstance(ack, Ack) and ack.upto == 1
+    out = engine.receive(lid, ack, c.now)
+    assert Trim(1) in out and engine.log_size() == (0, 0)
 
 
 def test_nothing_is_acked_before_the_receiver_commits() -> None:
@@ -189,9 +208,10 @@ def test_log_is_kept_for_a_known_peer_until_it_acks() -> None:
     inc(c, "r0")
     c.commit("r0")
     assert not any(isinstance(o, Trim) for o in c.hosts["r0"].engine.tick(c.now))
+    assert c.hosts["r0"].engine.log_size()[0] == 1
     c.connect_all()
-    c.pump()
-    assert Trim(1) in c.hosts["r0"].engine.tick(c.now)
+    c.pump()  # the peer's ack trims the entry
+    assert c.hosts["r0"].engine.log_size() == (0, 0)
 
 
 # -- gaps, duplicates, retransmission -------------------------------------------------------
