@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from crdtsync.codec import encode_group
 from crdtsync.errors import LocalError
 from crdtsync.sync.messages import Group
+from crdtsync.types.base import Crdt
 
 __all__ = ["Entry", "DeltaLog"]
 
@@ -88,8 +89,7 @@ class DeltaLog:
         joined entries would exceed ``max_bytes`` (at least one entry is taken), or to
         ``stop``.
         """
-        group: Group = {}
-        second: dict[str, int] = {}  # key -> seq of the second entry joined into it
+        parts: dict[str, list[Crdt]] = {}  # key -> its values in the entries, oldest first
         size = 0
         end = self.last_seq if stop is None else stop
         seqs, entries = self.seqs, self.entries
@@ -102,8 +102,13 @@ class DeltaLog:
             if entry.origin == peer:
                 continue
             size += entry.size
-            _join_into(group, second, entry.group, seq)
-        return end, group
+            for key, value in entry.group.items():
+                values = parts.get(key)
+                if values is None:
+                    parts[key] = [value]
+                else:
+                    values.append(value)
+        return end, {key: _join_all(values) for key, values in parts.items()}
 
     def trim(self, upto: int) -> None:
         """Forget the entries with seq <= ``upto``."""
@@ -130,16 +135,28 @@ class DeltaLog:
         return upto
 
 
-def _join_into(group: Group, second: dict[str, int], delta: Group, seq: int) -> None:
-    """Join ``delta`` into ``group``, copying a value before the first merge into it."""
-    for key, value in delta.items():
-        mine = group.get(key)
-        if mine is None:
-            group[key] = value
-        elif key in second:
-            mine.merge(value)
-        else:
-            mine = mine.copy()
-            mine.merge(value)
-            group[key] = mine
-            second[key] = seq
+def _join_all(values: list[Crdt]) -> Crdt:
+    """Return the join of one key's values from several entries (none of them changed).
+
+    A key may hold different types in one interval (a remote delta of a greater type tag
+    replaced it between two entries): as on every replica, the greatest tag wins and the
+    values of lesser tags are dropped. Types with a ``join_all`` class method (counters)
+    join many values in one pass; others are copied once and merged.
+    """
+    first = values[0]
+    if len(values) == 1:
+        return first
+    kind = type(first)
+    if any(type(v) is not kind for v in values):
+        top = max(v.TYPE for v in values)
+        values = [v for v in values if v.TYPE == top]
+        first, kind = values[0], type(values[0])
+        if len(values) == 1:
+            return first
+    many = getattr(kind, "join_all", None)
+    if many is not None:
+        return many(values)  # type: ignore[no-any-return]
+    out = first.copy()
+    for value in values[1:]:
+        out.merge(value)
+    return out

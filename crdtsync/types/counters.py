@@ -51,6 +51,19 @@ def _vv_join_novel(mine: dict[str, int], theirs: dict[str, int]) -> dict[str, in
     return fresh
 
 
+def _vv_join_all(parts: list[dict[str, int]]) -> dict[str, int]:
+    """Return the entry-wise maximum of ``parts`` as a new dict."""
+    if not parts:
+        return {}
+    out = dict(parts[0])
+    get = out.get
+    for part in parts[1:]:
+        for r, n in part.items():
+            if n > get(r, 0):
+                out[r] = n
+    return out
+
+
 def _vv_from_json(obj: Any) -> dict[str, int]:
     if type(obj) is dict and not obj:
         return {}
@@ -119,6 +132,13 @@ class GCounter(Crdt):
         if type(delta) is not GCounter:
             self._check_same(delta)
         return _gcounter_or_none(_vv_novel(self._p, delta._p))
+
+    @classmethod
+    def join_all(cls, values: list[GCounter]) -> GCounter:
+        """Return the join of ``values`` (all GCounters) as a new value, in one pass."""
+        out = _new(GCounter)
+        out._p = _vv_join_all([v._p for v in values])
+        return out
 
     def join_novel(self, delta: Any) -> GCounter | None:
         """Merge ``delta`` and return :meth:`novel` of it (computed in the same pass)."""
@@ -223,6 +243,14 @@ class PNCounter(Crdt):
             return None
         out = _new(PNCounter)
         out._p, out._n = p, n
+        return out
+
+    @classmethod
+    def join_all(cls, values: list[PNCounter]) -> PNCounter:
+        """Return the join of ``values`` (all PNCounters) as a new value, in one pass."""
+        out = _new(PNCounter)
+        out._p = _vv_join_all([v._p for v in values])
+        out._n = _vv_join_all([v._n for v in values if v._n])
         return out
 
     def join_novel(self, delta: Any) -> PNCounter | None:

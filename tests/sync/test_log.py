@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crdtsync.codec import decode, encode
 from crdtsync.errors import LocalError
 from crdtsync.sync.log import DeltaLog
 from crdtsync.types import GCounter, ORMap, PNCounter, join
+from tests.strategies import SPECS, universes
 
 
 def counter(rid: str, by: int) -> GCounter:
@@ -74,3 +77,41 @@ def test_restore_counts_missing_prefix_as_trimmed() -> None:
     with pytest.raises(LocalError):
         DeltaLog.restored([(5, None, {})], 4)
     assert DeltaLog.restored([], 9).trimmed_upto == 9
+
+
+def test_an_interval_across_a_type_replacement_keeps_the_greatest_tag() -> None:
+    """A key replaced by a remote delta of a greater type tag between two entries: the
+    interval carries the winner (as every replica would keep), never raises."""
+    from crdtsync.types import LWWRegister
+
+    for order in ((0, 1), (1, 0)):
+        log = DeltaLog()
+        values = [LWWRegister(), PNCounter()]
+        deltas = [values[0].assign("a.1", "x", 10), values[1].increment("x.1", 3)]
+        for seq, i in enumerate(order, start=1):
+            log.append(seq, None if i == 0 else "x.1", {"k": deltas[i]})
+        log.append(3, None, {"j": counter("a.1", 1)})
+        end, group = log.collect(1, "p.1", 1 << 20)
+        assert end == 3 and type(group["k"]) is PNCounter and group["k"].value == 3
+        assert group["j"].value == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_an_interval_is_the_join_of_its_entries(data: st.DataObject) -> None:
+    """For every type, collect() equals joining the entries one by one, and leaves the
+    entries' values unchanged."""
+    spec = data.draw(st.sampled_from(SPECS), label="type")
+    u = data.draw(universes(spec))
+    values = data.draw(st.lists(st.sampled_from([d for _, d in u.deltas] + u.states),
+                                min_size=1, max_size=6))
+    log = DeltaLog()
+    for seq, value in enumerate(values, start=1):
+        log.append(seq, None, {"k": value})
+    before = [encode(v) for v in values]
+    _, group = log.collect(1, "p.1", 1 << 30)
+    expect = values[0]
+    for value in values[1:]:
+        expect = join(expect, value)
+    assert encode(group["k"]) == encode(expect)
+    assert [encode(v) for v in values] == before
