@@ -35,6 +35,7 @@ from crdtsync.handles import Batch, CounterHandle, Handles, RegisterHandle, SetH
 from crdtsync.identity import load_identity
 from crdtsync.keystore import Checkpointer, load_bases, load_log
 from crdtsync.store.base import Commit, LogEntry, Store
+from crdtsync.sync.digest import DigestIndex
 from crdtsync.types import AWORSet, Crdt, GCounter, LWWRegister, PNCounter, RWORSet
 
 __all__ = ["Replica", "Committed", "wall_clock_ms"]
@@ -215,6 +216,7 @@ class Replica(Handles):
         self._epoch = 0  # moves when a key's value object is replaced or the replica closes
         self._checkpoint_next = False
         self.on_commit: list[Callable[[list[Committed]], None]] = []
+        self._digest_index: DigestIndex | None = None
         self.on_commit_latency: Callable[[float], None] | None = None
         self.stats: dict[str, int] = {"commits": 0, "remote_deltas": 0,
                                       "rejected_type_mismatch": 0, "clock_skew": 0}
@@ -682,7 +684,16 @@ class Replica(Handles):
                 else:
                     fut.set_exception(exc)
 
+    @property
+    def digest_index(self) -> DigestIndex:
+        """Per-key catch-up hashes, kept up to date by commits (made on first use)."""
+        if self._digest_index is None:
+            self._digest_index = DigestIndex()
+        return self._digest_index
+
     def _after_commit(self, entries: list[Committed]) -> None:
+        if self._digest_index is not None:
+            self._digest_index.changed(k for e in entries for k in e.group)
         for hook in list(self.on_commit):
             hook(entries)
         if self._subscribers:

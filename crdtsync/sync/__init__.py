@@ -32,7 +32,9 @@ the order returned:
 - ``Trim(upto)``: the host may durably delete its log entries with seq <= ``upto``.
 
 The host (the replica) implements :class:`SyncHost` (``keys()``, ``digest(key)``,
-``state(key)``, read during state catch-up) and does this:
+``state(key)``, read during state catch-up) and does this. A host may also keep a
+:class:`DigestIndex` as ``digest_index`` and tell it the keys each commit changed: catch-ups
+then rehash only those instead of every key.
 
 1. **Local writes.** Commit a batch durably as log entry ``seq`` (seqs strictly increase;
    keep ``last_seq`` durable too), then call ``engine.logged(seq, group, now)``. The engine
@@ -61,7 +63,7 @@ already forgotten the link), :class:`~crdtsync.errors.LocalError` (API misuse),
 
 from __future__ import annotations
 
-from crdtsync.sync.digest import default_digest
+from crdtsync.sync.digest import DigestIndex, default_digest
 from crdtsync.sync.engine import SyncEngine
 from crdtsync.sync.host import (
     Apply,
@@ -99,6 +101,7 @@ __all__ = [
     "Trim",
     "Output",
     "PeerStatus",
+    "DigestIndex",
     "default_digest",
     "encode_message",
     "decode_message",

@@ -77,6 +77,9 @@ class ReplicaHost:
 
     def __init__(self, replica: Replica) -> None:
         self.replica = replica
+        # Catch-up hashes kept between catch-ups (the replica's own: each commit marks the
+        # keys it changed, and it outlives this host).
+        self.digest_index = replica.digest_index
 
     def keys(self) -> list[str]:
         """Every key holding a value."""
