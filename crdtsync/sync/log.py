@@ -108,7 +108,8 @@ class DeltaLog:
                     parts[key] = [value]
                 else:
                     values.append(value)
-        return end, {key: _join_all(values) for key, values in parts.items()}
+        return end, {key: values[0] if len(values) == 1 else _join_all(values)
+                     for key, values in parts.items()}
 
     def trim(self, upto: int) -> None:
         """Forget the entries with seq <= ``upto``."""
@@ -136,7 +137,7 @@ class DeltaLog:
 
 
 def _join_all(values: list[Crdt]) -> Crdt:
-    """Return the join of one key's values from several entries (none of them changed).
+    """Return the join of one key's values (two or more) from several entries, unchanged.
 
     A key may hold different types in one interval (a remote delta of a greater type tag
     replaced it between two entries): as on every replica, the greatest tag wins and the
@@ -144,8 +145,6 @@ def _join_all(values: list[Crdt]) -> Crdt:
     join many values in one pass; others are copied once and merged.
     """
     first = values[0]
-    if len(values) == 1:
-        return first
     kind = type(first)
     if any(type(v) is not kind for v in values):
         top = max(v.TYPE for v in values)

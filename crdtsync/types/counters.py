@@ -250,7 +250,8 @@ class PNCounter(Crdt):
         """Return the join of ``values`` (all PNCounters) as a new value, in one pass."""
         out = _new(PNCounter)
         out._p = _vv_join_all([v._p for v in values])
-        out._n = _vv_join_all([v._n for v in values if v._n])
+        negative = [v._n for v in values if v._n]
+        out._n = _vv_join_all(negative) if negative else {}
         return out
 
     def join_novel(self, delta: Any) -> PNCounter | None:
