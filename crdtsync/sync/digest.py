@@ -49,17 +49,20 @@ def bucket_count(nkeys: int) -> int:
     return n
 
 
+def _int(data: bytes) -> int:
+    """A 64-bit blake2b hash of ``data`` as an int."""
+    return int.from_bytes(blake2b(data, digest_size=8).digest(), "big")
+
+
 def bucket_of(key: str, nbuckets: int) -> int:
     """Return the bucket of ``key`` among ``nbuckets`` (a power of two)."""
-    h = blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(h, "big") & (nbuckets - 1)
+    return _int(key.encode("utf-8", "surrogatepass")) & (nbuckets - 1)
 
 
 def key_hash(key: str, digest: bytes) -> int:
     """Return a 64-bit hash of a key and its state digest."""
     raw = key.encode("utf-8", "surrogatepass")
-    h = blake2b(len(raw).to_bytes(4, "big") + raw + digest, digest_size=8).digest()
-    return int.from_bytes(h, "big")
+    return _int(len(raw).to_bytes(4, "big") + raw + digest)
 
 
 def _hex(h: int) -> str:
@@ -96,8 +99,8 @@ class DigestIndex:
     def refresh(self, host: SyncHost) -> None:
         """Bring the index up to date with ``host`` (every key on first use)."""
         if not self._built:
-            self._built = True
-            self._dirty = set(host.keys())
+            self._build(host)
+            return
         dirty, self._dirty = self._dirty, set()
         fine, hashes, slots = self._fine, self._hash, self._slot
         for key in dirty:
@@ -114,6 +117,18 @@ class DigestIndex:
                 continue
             h = hashes[key] = key_hash(key, digest)
             fine[slot] ^= h
+
+    def _build(self, host: SyncHost) -> None:
+        """Hash every key of ``host`` (the first use)."""
+        fine, hashes, slots = self._fine, self._hash, self._slot
+        mask = MAX_BUCKETS - 1
+        digest_of = host.digest
+        for key in host.keys():
+            raw = key.encode("utf-8", "surrogatepass")
+            slot = slots[key] = _int(raw) & mask  # = bucket_of(key, MAX_BUCKETS)
+            h = hashes[key] = _int(len(raw).to_bytes(4, "big") + raw + digest_of(key))
+            fine[slot] ^= h
+        self._built = True
 
     def bucket_hashes(self, nbuckets: int) -> list[int]:
         """Return the XOR of the key hashes of each of ``nbuckets`` buckets."""
