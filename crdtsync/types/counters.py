@@ -238,12 +238,7 @@ class PNCounter(Crdt):
     def novel(self, delta: Any) -> PNCounter | None:
         if type(delta) is not PNCounter:
             self._check_same(delta)
-        p, n = _vv_novel(self._p, delta._p), _vv_novel(self._n, delta._n)
-        if not p and not n:
-            return None
-        out = _new(PNCounter)
-        out._p, out._n = p, n
-        return out
+        return _pncounter_or_none(_vv_novel(self._p, delta._p), _vv_novel(self._n, delta._n))
 
     @classmethod
     def join_all(cls, values: list[PNCounter]) -> PNCounter:
@@ -258,12 +253,8 @@ class PNCounter(Crdt):
         """Merge ``delta`` and return :meth:`novel` of it (computed in the same pass)."""
         if type(delta) is not PNCounter:
             self._check_same(delta)
-        p, n = _vv_join_novel(self._p, delta._p), _vv_join_novel(self._n, delta._n)
-        if not p and not n:
-            return None
-        out = _new(PNCounter)
-        out._p, out._n = p, n
-        return out
+        return _pncounter_or_none(_vv_join_novel(self._p, delta._p),
+                                  _vv_join_novel(self._n, delta._n))
 
     def copy(self) -> PNCounter:
         new = _new(PNCounter)
@@ -292,3 +283,11 @@ class PNCounter(Crdt):
         new._p = _vv_from_json(obj[0])
         new._n = _vv_from_json(obj[1])
         return new
+
+
+def _pncounter_or_none(p: dict[str, int], n: dict[str, int]) -> PNCounter | None:
+    if not p and not n:
+        return None
+    out = _new(PNCounter)
+    out._p, out._n = p, n
+    return out
