@@ -31,18 +31,18 @@ from crdtsync.clock import DEFAULT_MAX_DRIFT_MS, HybridLogicalClock
 from crdtsync.codec import FORMAT_VERSION, check_key, dumps, encode
 from crdtsync.errors import ClockSkewError, LocalError, TypeMismatchError
 from crdtsync.gcpause import gc_paused
-from crdtsync.handles import Batch, CounterHandle, Handles, RegisterHandle, SetHandle, Write
+from crdtsync.handles import Batch, Write
 from crdtsync.identity import load_identity
 from crdtsync.keystore import Checkpointer, load_bases, load_log
+from crdtsync.livehandles import CachedHandles
 from crdtsync.store.base import Commit, LogEntry, Store
 from crdtsync.sync.digest import DigestIndex
-from crdtsync.types import AWORSet, Crdt, GCounter, LWWRegister, PNCounter, RWORSet
+from crdtsync.types import AWORSet, Crdt, GCounter, LWWRegister, PNCounter
 
 __all__ = ["Replica", "Committed", "wall_clock_ms"]
 
 log = logging.getLogger("crdtsync.replica")
 
-_MAX_CACHED_HANDLES = 1 << 16
 _JOIN_NOVEL = frozenset({PNCounter, GCounter, LWWRegister})
 """Types whose ``join_novel`` merges a delta and returns its new part in one pass."""
 
@@ -72,82 +72,7 @@ def _log_blob(group: dict[str, Crdt]) -> bytes:
     return dumps([[k, [x.TYPE, v, x.to_json()]] for k, x in group.items()])
 
 
-class _LiveCounter(CounterHandle):
-    """A replica's counter handle, bound to the key's live counter after its first write.
-
-    While the replica's ``_epoch`` is the one the handle bound at, the key holds this very
-    counter (of this kind) and the replica is writable, so an increment goes straight to
-    the counter. The epoch moves when the replica closes or a remote delta of a greater
-    type replaces a key; the handle then takes the checked path and binds again.
-    """
-
-    __slots__ = ("_x", "_epoch")
-
-    def __init__(self, replica: Replica, key: str, kind: type[Crdt]) -> None:
-        super().__init__(replica, key, kind)
-        self._x: Any = None
-        self._epoch = -1
-
-    def increment(self, by: int = 1) -> Any:
-        """Add ``by`` (a positive int)."""
-        r: Replica = self._w  # type: ignore[assignment]
-        if self._epoch == r._epoch:
-            self._x.add_in_place(r.replica_id, by)
-            r._counted[self.key] = None
-            r._pending_ops += 1
-            return r._write_ticket or r._ticket()
-        write = r._count(self.key, self._kind, by, False)
-        self._bind(r)
-        return write
-
-    def decrement(self, by: int = 1) -> Any:
-        """Subtract ``by`` (a positive int); PNCounter only (TypeError on a GCounter)."""
-        r: Replica = self._w  # type: ignore[assignment]
-        if self._epoch == r._epoch and self._kind is PNCounter:
-            self._x.add_in_place(r.replica_id, by, True)
-            r._counted[self.key] = None
-            r._pending_ops += 1
-            return r._write_ticket or r._ticket()
-        write = super().decrement(by)
-        self._bind(r)
-        return write
-
-    def _bind(self, r: Replica) -> None:
-        x = r._data.get(self.key)
-        if type(x) is self._kind and r._writable:
-            self._x, self._epoch = x, r._epoch
-
-
-class _LiveRegister(RegisterHandle):
-    """A replica's LWW register handle, bound like :class:`_LiveCounter`.
-
-    An assign stamps the value with the replica's HLC and writes it into the live register;
-    the key's delta (the register itself) is taken once per commit.
-    """
-
-    __slots__ = ("_x", "_epoch")
-
-    def __init__(self, replica: Replica, key: str) -> None:
-        super().__init__(replica, key)
-        self._x: Any = None
-        self._epoch = -1
-
-    def assign(self, value: Any) -> Any:
-        """Set the value (any JSON value); the latest (HLC, replica) write wins."""
-        r: Replica = self._w  # type: ignore[assignment]
-        if self._epoch == r._epoch:
-            self._x.assign_in_place(r.replica_id, value, r.hlc.now(r._clock()))
-            r._assigned[self.key] = None
-            r._pending_ops += 1
-            return r._write_ticket or r._ticket()
-        write = super().assign(value)
-        x = r._data.get(self.key)
-        if type(x) is LWWRegister and r._writable:
-            self._x, self._epoch = x, r._epoch
-        return write
-
-
-class Replica(Handles):
+class Replica(CachedHandles):
     """A keyspace of CRDTs with a durable, group-committed write path.
 
     Use :meth:`open` to get one. Writes (through :meth:`counter`, :meth:`set`,
@@ -197,12 +122,7 @@ class Replica(Handles):
         # sets changed by the fast path since the commit: key -> (dots made or cleared, elements)
         self._stamped: dict[str, tuple[list[Any], set[Any]]] = {}
         self._write_ticket: Write | None = None
-        # handles of the typed write API, reused across calls: key -> handle, per kind
-        self._counters: dict[str, CounterHandle] = {}
-        self._gcounters: dict[str, CounterHandle] = {}
-        self._sets: dict[str, SetHandle] = {}
-        self._rwsets: dict[str, SetHandle] = {}
-        self._registers: dict[str, RegisterHandle] = {}
+        self._init_handles()
         self._assigned: dict[str, None] = {}  # registers written by the fast path, likewise
         self._remote: list[tuple[str, dict[str, Crdt], Any]] = []
         self._pending_ops = 0
@@ -336,41 +256,6 @@ class Replica(Handles):
         """
         self._check_writable()
         return Batch(self)
-
-    # Handles are small and stateless (a writer and a key): one per key and kind is kept and
-    # reused, so ``replica.counter(k).increment()`` in a loop allocates nothing. The caches
-    # are bounded (cleared when one holds more than 65,536 handles).
-
-    def counter(self, key: str) -> CounterHandle:
-        """Handle on a PNCounter key."""
-        return self._counters.get(key) or self._cache(
-            self._counters, key, _LiveCounter(self, key, PNCounter))
-
-    def gcounter(self, key: str) -> CounterHandle:
-        """Handle on a GCounter key (increments only)."""
-        return self._gcounters.get(key) or self._cache(
-            self._gcounters, key, _LiveCounter(self, key, GCounter))
-
-    def set(self, key: str) -> SetHandle:
-        """Handle on an AWORSet key (add wins)."""
-        return self._sets.get(key) or self._cache(self._sets, key, SetHandle(self, key, AWORSet))
-
-    def rwset(self, key: str) -> SetHandle:
-        """Handle on an RWORSet key (remove wins)."""
-        return self._rwsets.get(key) or self._cache(
-            self._rwsets, key, SetHandle(self, key, RWORSet))
-
-    def register(self, key: str) -> RegisterHandle:
-        """Handle on an LWWRegister key."""
-        return self._registers.get(key) or self._cache(
-            self._registers, key, _LiveRegister(self, key))
-
-    @staticmethod
-    def _cache(cache: dict[str, Any], key: str, handle: Any) -> Any:
-        if len(cache) >= _MAX_CACHED_HANDLES:
-            cache.clear()
-        cache[key] = handle
-        return handle
 
     def _check_writable(self) -> None:
         if self._closed:

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import crdtsync.gcpause as gcpause
-import crdtsync.replica as replica_mod
+import crdtsync.livehandles as livehandles
 from crdtsync.codec import encode
 from crdtsync.errors import LocalError, TypeMismatchError
 from crdtsync.gcpause import gc_paused
@@ -49,7 +49,7 @@ def test_handles_are_reused_per_key_and_kind() -> None:
 
 
 def test_handle_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(replica_mod, "_MAX_CACHED_HANDLES", 8)
+    monkeypatch.setattr(livehandles, "MAX_CACHED_HANDLES", 8)
     r = Replica.open(None)
     for i in range(50):
         r.counter(f"c{i}").increment(i + 1)
