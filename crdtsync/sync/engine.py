@@ -324,7 +324,7 @@ class SyncEngine:
                     now: float) -> list[Output]:
         rx = self._receiver(link, state, "bucket digests")
         return _sends(link, rx.on_bucket_digests(
-            msg, self._host, max_bytes=self._config.max_message_bytes))
+            msg, self._host, max_bytes=self._config.max_message_bytes, link=link))
 
     def _on_states(self, link: Hashable, state: _Link, msg: States, now: float) -> list[Output]:
         rx = self._receiver(link, state, "states")

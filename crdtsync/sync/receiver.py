@@ -22,12 +22,15 @@ __all__ = ["PeerReceiver"]
 
 @dataclass(slots=True)
 class _Incoming:
-    """A state catch-up being received: its id, target seq and the parts applied so far."""
+    """A state catch-up being received: its id, target seq, the parts applied so far, and
+    the key digests sent for it (on ``link``), answered again to a duplicate request."""
 
     cid: int
     upto: int
     nparts: int | None = None
     got: set[int] = field(default_factory=set)
+    link: Hashable | None = None
+    reply: list[Message] = field(default_factory=list)
 
 
 class PeerReceiver:
@@ -53,10 +56,18 @@ class PeerReceiver:
         self.pending = msg.end
         return [Apply(self.peer, msg.group, msg.end)]
 
-    def on_bucket_digests(self, msg: BucketDigests, host: SyncHost, *,
-                          max_bytes: int) -> list[Message | Apply]:
-        """Open catch-up ``msg.cid``: answer with my key digests of the differing buckets."""
-        self.catchup = _Incoming(msg.cid, msg.upto)
+    def on_bucket_digests(self, msg: BucketDigests, host: SyncHost, *, max_bytes: int,
+                          link: Hashable | None = None) -> list[Message | Apply]:
+        """Open catch-up ``msg.cid``: answer with my key digests of the differing buckets.
+
+        A duplicate of the request (same link, cid and upto) gets the same answer again and
+        keeps the parts received so far: digests recomputed from a state that moved since
+        could be cut into a different number of parts, which the sender must refuse.
+        """
+        cu = self.catchup
+        if cu is not None and (cu.cid, cu.upto, cu.link) == (msg.cid, msg.upto, link):
+            return list(cu.reply)
+        self.catchup = _Incoming(msg.cid, msg.upto, link=link)
         nbuckets = len(msg.hashes)
         diff = differing_buckets(host, msg.hashes)
         per_bucket = key_digests(host, diff, nbuckets)
@@ -65,11 +76,13 @@ class PeerReceiver:
             return 8 + sum(len(k) + 24 for k, _ in per_bucket[b])
 
         runs = split(diff, _size, max_bytes)
-        return [
+        reply: list[Message] = [
             KeyDigests(msg.cid, i, len(runs), tuple(run),
                        tuple(sorted(p for b in run for p in per_bucket[b])))
             for i, run in enumerate(runs)
         ]
+        self.catchup.reply = reply
+        return list(reply)
 
     def on_states(self, msg: States) -> list[Message | Apply]:
         """Join one part of catch-up states; the last part brings the mark to ``upto``.

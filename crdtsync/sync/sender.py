@@ -171,8 +171,8 @@ class PeerSender:
         if cu is None or msg.cid != cu.cid or cu.answered:
             return []
         if cu.nparts is not None and msg.parts != cu.nparts:
-            raise PeerError(f"peer {self.peer!r} sent key digests of {msg.parts} parts, "
-                            f"then of {cu.nparts}")
+            raise PeerError(f"peer {self.peer!r} sent key digests of {cu.nparts} parts, "
+                            f"then of {msg.parts}")
         if any(b >= cu.nbuckets for b in msg.buckets):
             raise PeerError(f"peer {self.peer!r} sent a bucket id >= {cu.nbuckets}")
         cu.nparts = msg.parts
