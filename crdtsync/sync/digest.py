@@ -119,7 +119,8 @@ class DigestIndex:
             fine[slot] ^= h
 
     def _build(self, host: SyncHost) -> None:
-        """Hash every key of ``host`` (the first use)."""
+        """Hash every key of ``host`` (the first use; from scratch if one was cut short)."""
+        self._fine, self._hash, self._slot = [0] * MAX_BUCKETS, {}, {}
         fine, hashes, slots = self._fine, self._hash, self._slot
         mask = MAX_BUCKETS - 1
         digest_of = host.digest
