@@ -40,6 +40,7 @@ __all__ = [
     "KNOWN_REPLICAS",
     "check_dot",
     "check_dots",
+    "parse_json",
     "check_element",
     "check_json_value",
     "element_order",
@@ -71,10 +72,10 @@ def encode(x: Any) -> bytes:
 
 def decode(data: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_BYTES) -> Any:
     """Decode bytes made by :func:`encode`; raise DecodeError on anything else."""
-    return from_envelope(_parse(data, max_bytes, "encoded value"))
+    return from_envelope(parse_json(data, max_bytes, "encoded value"))
 
 
-def _parse(data: Any, max_bytes: int, what: str) -> Any:
+def parse_json(data: Any, max_bytes: int, what: str) -> Any:
     """Check the size of untrusted bytes and parse them as JSON; raise DecodeError."""
     if not isinstance(data, (bytes, bytearray, memoryview, str)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
@@ -83,7 +84,7 @@ def _parse(data: Any, max_bytes: int, what: str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"not valid JSON: {exc}") from exc
+        raise DecodeError(f"{what} is not valid JSON: {exc}") from exc
 
 
 def encode_group(group: Any) -> bytes:
@@ -94,7 +95,7 @@ def encode_group(group: Any) -> bytes:
 def decode_group(data: bytes | bytearray | memoryview | str, *,
                  max_bytes: int = MAX_BYTES) -> dict[str, Any]:
     """Decode bytes made by :func:`encode_group`; raise DecodeError on anything else."""
-    return group_from_json(_parse(data, max_bytes, "encoded group"))
+    return group_from_json(parse_json(data, max_bytes, "encoded group"))
 
 
 def group_from_json(obj: Any) -> dict[str, Any]:

@@ -51,25 +51,17 @@ class LiveCounter(CounterHandle):
             r._pending_ops += 1
             return r._write_ticket or r._ticket()
         write = r._count(self.key, self._kind, by, False)
-        self._bind(r)
+        _bind(self, r, self._kind)
         return write
 
-    def decrement(self, by: int = 1) -> Any:
-        """Subtract ``by`` (a positive int); PNCounter only (TypeError on a GCounter)."""
-        r: Replica = self._w  # type: ignore[assignment]
-        if self._epoch == r._epoch and self._kind is PNCounter:
-            self._x.add_in_place(r.replica_id, by, True)
-            r._counted[self.key] = None
-            r._pending_ops += 1
-            return r._write_ticket or r._ticket()
-        write = super().decrement(by)
-        self._bind(r)
-        return write
+    # decrement: the inherited checked path (Replica._count has its own fast path)
 
-    def _bind(self, r: Replica) -> None:
-        x = r._data.get(self.key)
-        if type(x) is self._kind and r._writable:
-            self._x, self._epoch = x, r._epoch
+
+def _bind(handle: Any, r: Replica, kind: type[Crdt]) -> None:
+    """Bind ``handle`` to the live value of its key if it is a ``kind`` and r is writable."""
+    x = r._data.get(handle.key)
+    if type(x) is kind and r._writable:
+        handle._x, handle._epoch = x, r._epoch
 
 
 class LiveRegister(RegisterHandle):
@@ -95,9 +87,7 @@ class LiveRegister(RegisterHandle):
             r._pending_ops += 1
             return r._write_ticket or r._ticket()
         write = super().assign(value)
-        x = r._data.get(self.key)
-        if type(x) is LWWRegister and r._writable:
-            self._x, self._epoch = x, r._epoch
+        _bind(self, r, LWWRegister)
         return write
 
 

@@ -37,14 +37,12 @@ from crdtsync.keystore import Checkpointer, load_bases, load_log
 from crdtsync.livehandles import CachedHandles
 from crdtsync.store.base import Commit, LogEntry, Store
 from crdtsync.sync.digest import DigestIndex
-from crdtsync.types import AWORSet, Crdt, GCounter, LWWRegister, PNCounter
+from crdtsync.types import AWORSet, Crdt, LWWRegister
 
 __all__ = ["Replica", "Committed", "wall_clock_ms"]
 
 log = logging.getLogger("crdtsync.replica")
 
-_JOIN_NOVEL = frozenset({PNCounter, GCounter, LWWRegister})
-"""Types whose ``join_novel`` merges a delta and returns its new part in one pass."""
 
 
 def wall_clock_ms() -> int:
@@ -430,14 +428,8 @@ class Replica(CachedHandles):
             if key not in self._data:
                 self._keys.add(key)
             self._data[key] = x
-        kind = type(x)
-        if kind in _JOIN_NOVEL:  # merge and find the new part in one pass
-            fresh = x.join_novel(delta)  # type: ignore[attr-defined]
-        else:
-            fresh = x.novel(delta)
-            if fresh is not None:
-                x.merge(delta)
-        if fresh is not None and kind is LWWRegister and not replaying:
+        fresh = x.join_novel(delta)
+        if fresh is not None and type(x) is LWWRegister and not replaying:
             stamp = delta.timestamp  # type: ignore[attr-defined]
             if stamp is not None:
                 self._observe(stamp, origin)

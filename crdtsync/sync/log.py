@@ -141,21 +141,13 @@ def _join_all(values: list[Crdt]) -> Crdt:
 
     A key may hold different types in one interval (a remote delta of a greater type tag
     replaced it between two entries): as on every replica, the greatest tag wins and the
-    values of lesser tags are dropped. Types with a ``join_all`` class method (counters)
-    join many values in one pass; others are copied once and merged.
+    values of lesser tags are dropped.
     """
-    first = values[0]
-    kind = type(first)
+    kind = type(values[0])
     if any(type(v) is not kind for v in values):
         top = max(v.TYPE for v in values)
         values = [v for v in values if v.TYPE == top]
-        first, kind = values[0], type(values[0])
         if len(values) == 1:
-            return first
-    many = getattr(kind, "join_all", None)
-    if many is not None:
-        return many(values)  # type: ignore[no-any-return]
-    out = first.copy()
-    for value in values[1:]:
-        out.merge(value)
-    return out
+            return values[0]
+        kind = type(values[0])
+    return kind.join_all(values)

@@ -25,8 +25,6 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from crdtsync.codec import (
     FORMAT_VERSION,
     MAX_INT,
@@ -34,6 +32,7 @@ from crdtsync.codec import (
     MAX_REPLICA_LEN,
     dumps,
     group_from_json,
+    parse_json,
 )
 from crdtsync.errors import DecodeError
 from crdtsync.sync.messages import (
@@ -196,7 +195,7 @@ def decode_message(data: bytes | bytearray | memoryview | str, *,
     """Decode bytes made by :func:`encode_message`; raise DecodeError on anything else."""
     if isinstance(data, (bytes, bytearray, memoryview)) and bytes(data[:1]) == _COMPRESSED:
         data = _inflate(data[1:], max_bytes)
-    obj = _loads(data, max_bytes, "message")
+    obj = parse_json(data, max_bytes, "message")
     if not isinstance(obj, dict):
         raise DecodeError("message must be a JSON object")
     tag = obj.get("type")
@@ -241,14 +240,3 @@ def _inflate(data: Any, max_bytes: int) -> bytes:
     if inflater.unused_data:
         raise DecodeError("bytes follow the compressed message")
     return out
-
-
-def _loads(data: Any, max_bytes: int, what: str) -> Any:
-    if not isinstance(data, (bytes, bytearray, memoryview, str)):
-        raise DecodeError(f"expected bytes, got {type(data).__name__}")
-    if len(data) > max_bytes:
-        raise DecodeError(f"{what} of {len(data)} bytes exceeds the limit of {max_bytes}")
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"{what} is not valid JSON: {exc}") from exc

@@ -61,34 +61,27 @@ class DeltaRules:
 
     def check(self, group: Mapping[str, Any]) -> str | None:
         """Return why ``group`` breaks the rule, or None if it may be joined."""
-        members = self.members
         for key, value in group.items():
-            t = type(value)
-            if t is PNCounter or t is GCounter:
-                # The common case, inline: a counter names replicas only as entry owners
-                # (totals are not sequence numbers), so without a member list it passes.
-                if members is None:
-                    continue
-                reason = self._check_ids(value._p)
-                if reason is None and t is PNCounter:
-                    reason = self._check_ids(value._n)
-            else:
-                reason = self._check_value(value)
+            reason = self._check_value(value)
             if reason is not None:
                 return f"key {key!r:.80}: {reason}"
         return None
 
     def _check_value(self, value: Any) -> str | None:
+        t = type(value)
+        if t is PNCounter or t is GCounter:  # the common case first
+            # Entries are replica -> total, not sequence numbers: only their owners matter,
+            # and only with a member list (read-only access to the entries).
+            if self.members is None:
+                return None
+            reason = self._check_ids(value._p)
+            return reason if reason is not None or t is GCounter else self._check_ids(value._n)
         if isinstance(value, CausalCrdt):
             reason = self._check_context(value.context)
             if reason is None and isinstance(value, ORMap):
                 # Read-only walk of the map's store for LWW field writers.
                 reason = self._check_map_writers(value._store)
             return reason
-        if isinstance(value, (GCounter, PNCounter)):
-            # Counter entries: replica -> total (read-only access to the entries).
-            entries = [value._p] if isinstance(value, GCounter) else [value._p, value._n]
-            return self._check_ids(r for part in entries for r in part)
         if isinstance(value, LWWRegister):
             writer = value.writer
             return None if writer is None else self._check_ids((writer,))

@@ -67,6 +67,29 @@ class Crdt:
         """
         raise NotImplementedError
 
+    def join_novel(self, delta: Any) -> Any:
+        """Merge ``delta``; return :meth:`novel` of it as it was before (None: nothing new).
+
+        A remote join does both; types that can find the new part while merging override
+        this with one pass (counters, LWW registers).
+        """
+        fresh = self.novel(delta)
+        if fresh is not None:
+            self.merge(delta)
+        return fresh
+
+    @classmethod
+    def join_all(cls: type[T], values: list[T]) -> T:
+        """Return the join of ``values`` (two or more, all of this type) as a new value.
+
+        Building a sync interval joins a key's values from several log entries; types that
+        can join many in one pass override this (counters).
+        """
+        out = values[0].copy()
+        for value in values[1:]:
+            out.merge(value)
+        return out
+
     def to_json(self) -> Any:
         """Return the canonical JSON form of the state (see :mod:`crdtsync.codec`)."""
         raise NotImplementedError

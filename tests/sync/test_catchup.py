@@ -191,39 +191,26 @@ def test_nack_below_what_the_log_holds_turns_into_catch_up() -> None:
     assert all(c.hosts["r1"].durable[f"g{i}"].value == 1 for i in range(3))
 
 
-class _Keys:
-    """A minimal SyncHost: counters by key, changed in place by the test."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, GCounter] = {}
-
-    def keys(self) -> list[str]:
-        return list(self.data)
-
-    def digest(self, key: str) -> bytes:
-        return encode(self.data[key])
-
-    def state(self, key: str) -> GCounter:
-        return self.data[key]
-
-
 def test_a_duplicated_bucket_request_gets_the_same_answer() -> None:
     """A BucketDigests delivered twice, with the receiver's state changed in between, is
     answered with the very same KeyDigests (recomputed digests could come in a different
     number of parts, which the sender refuses), and keeps the parts received so far."""
+    from crdtsync.replica import Replica
     from crdtsync.sync.receiver import PeerReceiver
+    from crdtsync.transport.service import ReplicaHost
 
-    host = _Keys()
+    replica = Replica.open(None, name="r1")
+    host = ReplicaHost(replica)
     for i in range(40):
-        host.data[f"k{i}"] = GCounter()
-        host.data[f"k{i}"].increment("r1", i + 1)
+        replica.counter(f"k{i}").increment(i + 1)
+    replica.commit()
     rx = PeerReceiver("r0", 0)
     request = BucketDigests(1, 5, ("0" * 16,) * 16)
     first = rx.on_bucket_digests(request, host, max_bytes=300, link="L")
     assert len(first) >= 2  # several parts
     for i in range(40, 400):  # the state moves on: more keys, more parts if recomputed
-        host.data[f"k{i}"] = GCounter()
-        host.data[f"k{i}"].increment("r1", 1)
+        replica.counter(f"k{i}").increment()
+    replica.commit()
     again = rx.on_bucket_digests(request, host, max_bytes=300, link="L")
     assert again == first
     other_link = rx.on_bucket_digests(request, host, max_bytes=300, link="M")
