@@ -12,15 +12,20 @@ path. These classes use the replica's internals: they are part of it, kept apart
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from crdtsync.codec import MAX_INT
 from crdtsync.handles import CounterHandle, Handles, RegisterHandle, SetHandle
 from crdtsync.types import AWORSet, Crdt, GCounter, LWWRegister, PNCounter, RWORSet
 
 if TYPE_CHECKING:
     from crdtsync.replica import Replica
 
-__all__ = ["CachedHandles", "LiveCounter", "LiveRegister", "MAX_CACHED_HANDLES"]
+__all__ = ["CachedHandles", "LiveCounter", "LiveRegister", "MAX_CACHED_HANDLES", "own_deltas",
+           "register_copies"]
+
+_new = object.__new__
 
 MAX_CACHED_HANDLES = 1 << 16
 """Most handles of one kind a replica keeps (the cache is cleared past it)."""
@@ -45,11 +50,15 @@ class LiveCounter(CounterHandle):
     def increment(self, by: int = 1) -> Any:
         """Add ``by`` (a positive int)."""
         r: Replica = self._w  # type: ignore[assignment]
-        if self._epoch == r._epoch:
-            self._x.add_in_place(r.replica_id, by)
-            r._counted[self.key] = None
-            r._pending_ops += 1
-            return r._write_ticket or r._ticket()
+        if self._epoch == r._epoch and by.__class__ is int and by > 0:
+            p = self._x._p  # the live counter's increments; this replica's entry exists
+            rid = r.replica_id
+            n = p[rid] + by
+            if n <= MAX_INT:
+                p[rid] = n
+                r._counted[self.key] = None
+                r._pending_ops += 1
+                return r._write_ticket or r._ticket()
         write = r._count(self.key, self._kind, by, False)
         _bind(self, r, self._kind)
         return write
@@ -58,9 +67,13 @@ class LiveCounter(CounterHandle):
 
 
 def _bind(handle: Any, r: Replica, kind: type[Crdt]) -> None:
-    """Bind ``handle`` to the live value of its key if it is a ``kind`` and r is writable."""
-    x = r._data.get(handle.key)
-    if type(x) is kind and r._writable:
+    """Bind ``handle`` to the live value of its key if it is a ``kind`` and r is writable.
+
+    A counter binds once it holds an increment of this replica (entries never go away), so
+    the fast path can read it without a default.
+    """
+    x: Any = r._data.get(handle.key)
+    if type(x) is kind and r._writable and (kind is LWWRegister or r.replica_id in x._p):
         handle._x, handle._epoch = x, r._epoch
 
 
@@ -82,55 +95,119 @@ class LiveRegister(RegisterHandle):
         """Set the value (any JSON value); the latest (HLC, replica) write wins."""
         r: Replica = self._w  # type: ignore[assignment]
         if self._epoch == r._epoch:
-            self._x.assign_in_place(r.replica_id, value, r.hlc.now(r._clock()))
-            r._assigned[self.key] = None
-            r._pending_ops += 1
-            return r._write_ticket or r._ticket()
+            t = value.__class__
+            if (t is int and -(2**63) <= value < 2**64) or (t is str and value.isascii()):
+                # a plain value (others are validated and copied by assign_in_place)
+                ts = r.hlc.now(r._clock())
+                x = self._x
+                if ts > x._ts and ts <= MAX_INT:  # always, unless the clock is broken
+                    x._ts, x._rid, x._val = ts, r.replica_id, value
+                    r._assigned[self.key] = None
+                    r._pending_ops += 1
+                    return r._write_ticket or r._ticket()
+            else:
+                self._x.assign_in_place(r.replica_id, value, r.hlc.now(r._clock()))
+                r._assigned[self.key] = None
+                r._pending_ops += 1
+                return r._write_ticket or r._ticket()
         write = super().assign(value)
         _bind(self, r, LWWRegister)
         return write
 
 
-class CachedHandles(Handles):
-    """The replica's handle constructors, reusing one handle per key and kind."""
+def own_deltas(data: dict[str, Any], keys: Any, replica: str) -> dict[str, Crdt]:
+    """The deltas of the fast path's counter writes since the last commit, in one pass.
 
-    _counters: dict[str, CounterHandle]
-    _gcounters: dict[str, CounterHandle]
-    _sets: dict[str, SetHandle]
-    _rwsets: dict[str, SetHandle]
-    _registers: dict[str, RegisterHandle]
+    A counter's local delta is exactly this replica's entries (what
+    :meth:`~crdtsync.types.PNCounter.own_delta` returns), whatever the number of writes;
+    built inline here because a commit makes one per counter key written.
+    """
+    out: dict[str, Crdt] = {}
+    new = _new
+    d: Any
+    for key in keys:
+        x = data[key]
+        p = x._p.get(replica)
+        if type(x) is PNCounter:
+            d = new(PNCounter)
+            n = x._n.get(replica)
+            d._n = {} if n is None else {replica: n}
+        else:
+            d = new(GCounter)
+        d._p = {} if p is None else {replica: p}
+        out[key] = d
+    return out
+
+
+def register_copies(data: dict[str, Any], keys: Any) -> dict[str, Crdt]:
+    """The deltas of the fast path's register writes: a register's delta is the register."""
+    out: dict[str, Crdt] = {}
+    new = _new
+    for key in keys:
+        x = data[key]
+        d = out[key] = new(LWWRegister)
+        d._ts, d._rid, d._val = x._ts, x._rid, x._val
+    return out
+
+
+class _HandleCache(dict[str, Any]):
+    """Handles of one kind by key; a missing key gets a new handle (bounded cache).
+
+    The replica exposes ``cache.__getitem__`` as its ``counter``/``set``/... on the
+    instance: a cache hit is then one C-level call, with no Python frame.
+    """
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[str], Any]) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, key: str) -> Any:
+        if len(self) >= MAX_CACHED_HANDLES:
+            self.clear()
+        handle = self[key] = self._make(key)
+        return handle
+
+
+class CachedHandles(Handles):
+    """The replica's handle constructors, reusing one handle per key and kind.
+
+    The methods below document the API; :meth:`_init_handles` shadows them on each
+    instance with the caches' lookups, which return the same handles faster.
+    """
+
+    _counters: _HandleCache
+    _gcounters: _HandleCache
+    _sets: _HandleCache
+    _rwsets: _HandleCache
+    _registers: _HandleCache
 
     def _init_handles(self) -> None:
-        self._counters, self._gcounters, self._registers = {}, {}, {}
-        self._sets, self._rwsets = {}, {}
+        self._counters = _HandleCache(lambda k: LiveCounter(self, k, PNCounter))
+        self._gcounters = _HandleCache(lambda k: LiveCounter(self, k, GCounter))
+        self._sets = _HandleCache(lambda k: SetHandle(self, k, AWORSet))
+        self._rwsets = _HandleCache(lambda k: SetHandle(self, k, RWORSet))
+        self._registers = _HandleCache(lambda k: LiveRegister(self, k))
+        for name in ("counter", "gcounter", "set", "rwset", "register"):
+            setattr(self, name, getattr(self, f"_{name}s").__getitem__)
 
     def counter(self, key: str) -> CounterHandle:
         """Handle on a PNCounter key."""
-        return self._counters.get(key) or self._cache(
-            self._counters, key, LiveCounter(self, key, PNCounter))
+        return self._counters[key]  # type: ignore[no-any-return]
 
     def gcounter(self, key: str) -> CounterHandle:
         """Handle on a GCounter key (increments only)."""
-        return self._gcounters.get(key) or self._cache(
-            self._gcounters, key, LiveCounter(self, key, GCounter))
+        return self._gcounters[key]  # type: ignore[no-any-return]
 
     def set(self, key: str) -> SetHandle:
         """Handle on an AWORSet key (add wins)."""
-        return self._sets.get(key) or self._cache(self._sets, key, SetHandle(self, key, AWORSet))
+        return self._sets[key]  # type: ignore[no-any-return]
 
     def rwset(self, key: str) -> SetHandle:
         """Handle on an RWORSet key (remove wins)."""
-        return self._rwsets.get(key) or self._cache(
-            self._rwsets, key, SetHandle(self, key, RWORSet))
+        return self._rwsets[key]  # type: ignore[no-any-return]
 
     def register(self, key: str) -> RegisterHandle:
         """Handle on an LWWRegister key."""
-        return self._registers.get(key) or self._cache(
-            self._registers, key, LiveRegister(self, key))
-
-    @staticmethod
-    def _cache(cache: dict[str, Any], key: str, handle: Any) -> Any:
-        if len(cache) >= MAX_CACHED_HANDLES:
-            cache.clear()
-        cache[key] = handle
-        return handle
+        return self._registers[key]  # type: ignore[no-any-return]

@@ -34,7 +34,7 @@ from crdtsync.gcpause import gc_paused
 from crdtsync.handles import Batch, Write
 from crdtsync.identity import load_identity
 from crdtsync.keystore import Checkpointer, load_bases, load_log
-from crdtsync.livehandles import CachedHandles
+from crdtsync.livehandles import CachedHandles, own_deltas, register_copies
 from crdtsync.store.base import Commit, LogEntry, Store
 from crdtsync.sync.digest import DigestIndex
 from crdtsync.types import AWORSet, Crdt, LWWRegister
@@ -67,7 +67,7 @@ def _log_blob(group: dict[str, Crdt]) -> bytes:
     the group's own (deterministic, first-write) order, which saves sorting the keys;
     :func:`~crdtsync.codec.decode_group` reads either order."""
     v = FORMAT_VERSION
-    return dumps([[k, [x.TYPE, v, x.to_json()]] for k, x in group.items()])
+    return dumps([(k, (x.TYPE, v, x.to_json())) for k, x in group.items()])  # tuples: faster
 
 
 class Replica(CachedHandles):
@@ -349,15 +349,10 @@ class Replica(CachedHandles):
         """Return the local batch group, adding the fast path's counter deltas."""
         local = self._local
         if self._counted:
-            rid = self.replica_id
-            data = self._data
-            for key in self._counted:
-                local[key] = data[key].own_delta(rid)  # type: ignore[attr-defined]
+            local.update(own_deltas(self._data, self._counted, self.replica_id))
             self._counted = {}
         if self._assigned:
-            data = self._data
-            for key in self._assigned:
-                local[key] = data[key].copy()  # a register's delta is the register
+            local.update(register_copies(self._data, self._assigned))
             self._assigned = {}
         if self._stamped:
             for key, (dots, elements) in self._stamped.items():
