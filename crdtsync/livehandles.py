@@ -72,8 +72,9 @@ def _bind(handle: Any, r: Replica, kind: type[Crdt]) -> None:
     A counter binds once it holds an increment of this replica (entries never go away), so
     the fast path can read it without a default.
     """
-    x: Any = r._data.get(handle.key)
-    if type(x) is kind and r._writable and (kind is LWWRegister or r.replica_id in x._p):
+    x = r._data.get(handle.key)
+    if type(x) is kind and r._writable and (
+            kind is LWWRegister or r.replica_id in getattr(x, "_p", ())):
         handle._x, handle._epoch = x, r._epoch
 
 
