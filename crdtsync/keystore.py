@@ -10,9 +10,9 @@ Opening a replica loads the bases, then replays the log entries after ``checkpoi
 Entries at or below it are needed only by peers, and are trimmed once they have them.
 
 A checkpoint is due when the log written since the last one outgrows twice the keyspace's
-encoded size (and 4 MiB), or after 10,000 entries: so rewriting the keys' full states costs
-at most half as much as the deltas written meanwhile, and replay after a crash stays
-bounded.
+encoded size (and :data:`DEFAULT_CHECKPOINT_BYTES`, 16 MiB), or after 10,000 entries: so
+rewriting the keys' full states costs at most half as much as the deltas written meanwhile,
+and replay after a crash stays bounded (16 MiB of log replays in under a second).
 """
 
 from __future__ import annotations
@@ -24,13 +24,22 @@ from crdtsync.errors import DecodeError, StoreError
 from crdtsync.types import Crdt
 from crdtsync.types.base import REGISTRY
 
-__all__ = ["Checkpointer", "load_bases", "load_log"]
+__all__ = ["Checkpointer", "DEFAULT_CHECKPOINT_BYTES", "load_bases", "load_log"]
+
+DEFAULT_CHECKPOINT_BYTES = 16 << 20
+"""Log bytes after which a checkpoint is due (unless twice the keyspace's size is more).
+
+Measured on W3 (500,000 register writes in 500 commits, SQLite NORMAL): 4 MiB made seven
+checkpoints of the 10,000 keys and cost 28% of the run; 16 MiB made one, and reopening after
+16 MiB of log (the most a small keyspace replays) took 0.73 s.
+"""
 
 
 class Checkpointer:
     """Decides when to checkpoint; tracks the keys changed since the last checkpoint."""
 
-    def __init__(self, *, min_bytes: int = 4 << 20, max_entries: int = 10_000) -> None:
+    def __init__(self, *, min_bytes: int = DEFAULT_CHECKPOINT_BYTES,
+                 max_entries: int = 10_000) -> None:
         self.min_bytes = min_bytes
         self.max_entries = max_entries
         self.dirty: set[str] = set()

@@ -33,7 +33,7 @@ from crdtsync.errors import ClockSkewError, LocalError, TypeMismatchError
 from crdtsync.gcpause import gc_paused
 from crdtsync.handles import Batch, Write
 from crdtsync.identity import load_identity
-from crdtsync.keystore import Checkpointer, load_bases, load_log
+from crdtsync.keystore import DEFAULT_CHECKPOINT_BYTES, Checkpointer, load_bases, load_log
 from crdtsync.livehandles import CachedHandles, own_deltas, register_copies
 from crdtsync.store.base import Commit, LogEntry, Store
 from crdtsync.sync.digest import DigestIndex
@@ -84,7 +84,9 @@ class Replica(CachedHandles):
     - ``clock``: physical time source in ms (default wall clock), fed to the replica's HLC.
     - ``follower``: a read-only replica; local writes raise LocalError.
     - ``checkpoint_entries`` (default 10,000): most delta-log entries between checkpoints,
-      which bounds the replay after a crash (see :mod:`crdtsync.keystore`);
+      and ``checkpoint_bytes`` (default 16 MiB): log bytes after which a checkpoint is due
+      (or after twice the keyspace's encoded size, if larger); both bound the replay after a
+      crash (see :mod:`crdtsync.keystore`);
       ``max_log_entries`` (default 100,000): most entries kept for peers.
     """
 
@@ -92,7 +94,8 @@ class Replica(CachedHandles):
                  clock: Callable[[], int] = wall_clock_ms, follower: bool = False,
                  commit_delay: float = 0.002, commit_max_ops: int = 10_000,
                  max_drift_ms: int = DEFAULT_MAX_DRIFT_MS, max_log_entries: int = 100_000,
-                 checkpoint_entries: int = 10_000) -> None:
+                 checkpoint_entries: int = 10_000,
+                 checkpoint_bytes: int = DEFAULT_CHECKPOINT_BYTES) -> None:
         self._store = store
         meta = store.meta()
         identity = load_identity(meta, name=name, store_path=store_path)
@@ -105,7 +108,7 @@ class Replica(CachedHandles):
         self.hlc = HybridLogicalClock(last=int(meta.get("hlc", 0)), max_drift_ms=max_drift_ms)
         label = store_path or "memory store"
         self._data, sizes = load_bases(store, label=label)
-        self._ckpt = Checkpointer(max_entries=checkpoint_entries)
+        self._ckpt = Checkpointer(min_bytes=checkpoint_bytes, max_entries=checkpoint_entries)
         self._ckpt.done(sizes)
         self._ckpt_seq = int(meta.get("checkpoint_seq", 0))
         self._trimmed_below = int(meta.get("log_trimmed_below", 0))

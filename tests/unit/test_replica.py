@@ -235,6 +235,29 @@ def test_checkpoints_bound_replay_and_trim_the_log(tmp_path: Path) -> None:
     again.close()
 
 
+def test_checkpoint_bytes_sets_when_a_checkpoint_is_due(tmp_path: Path) -> None:
+    """With a small byte bound checkpoints follow the log's size; the default 16 MiB makes
+    none over the same (small) run; both reopen to the same state."""
+    expect = {}
+    for label, options in (("small", {"checkpoint_bytes": 2_000}), ("default", {})):
+        path = str(tmp_path / label)
+        r = Replica.open(path, name="us", **options)
+        for i in range(200):
+            r.register(f"k{i % 20}").assign("x" * 50 + str(i))
+            r.commit()
+        meta = r.store.meta()
+        if label == "small":
+            assert meta.get("checkpoint_seq", 0) > 150  # one roughly every 2 kB of log
+        else:
+            assert meta.get("checkpoint_seq", 0) < 5  # at most the opening commit's
+        expect[label] = {k: r.get(k) for k in r.keys()}
+        r.close()
+        again = Replica.open(path)
+        assert {k: again.get(k) for k in again.keys()} == expect[label]
+        again.close()
+    assert expect["small"] == expect["default"]
+
+
 def test_subscriptions_fire_after_commit() -> None:
     r = Replica.open(None, name="us")
     seen: list[tuple[str, object]] = []
