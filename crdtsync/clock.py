@@ -57,7 +57,7 @@ class HybridLogicalClock:
     (persist it, and restore it with ``HybridLogicalClock(last=...)``).
     """
 
-    __slots__ = ("last", "max_drift_ms")
+    __slots__ = ("last", "max_drift_ms", "_ms")
 
     def __init__(self, *, last: int = 0, max_drift_ms: int = DEFAULT_MAX_DRIFT_MS) -> None:
         if not isinstance(last, int) or last < 0:
@@ -66,15 +66,20 @@ class HybridLogicalClock:
             raise ValueError(f"max_drift_ms must be a non-negative int, got {max_drift_ms!r}")
         self.last = last
         self.max_drift_ms = max_drift_ms
+        self._ms = -1  # the physical_ms of the last now(): its next stamps are last + 1
 
     def now(self, physical_ms: int) -> int:
         """Return a fresh timestamp for a local event at wall time ``physical_ms``."""
+        if physical_ms == self._ms:  # the same millisecond again: physical << 16 <= last
+            self.last = last = self.last + 1
+            return last
         if type(physical_ms) is int and 0 <= physical_ms <= _MAX_PHYSICAL:
             candidate = physical_ms << LOGICAL_BITS
         else:
             candidate = pack(max(physical_ms, 0))
         last = self.last
         self.last = last = candidate if candidate > last else last + 1
+        self._ms = physical_ms  # last only grows, so candidate <= last stays true for it
         return last
 
     def update(self, remote: int, physical_ms: int) -> int:

@@ -121,3 +121,33 @@ def test_restore_from_persisted_high_water_mark() -> None:
 def test_constructor_validates(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         HybridLogicalClock(**kwargs)  # type: ignore[arg-type]
+
+
+def _reference_now(last: int, physical_ms: int) -> int:
+    """now() as the HLC paper states it, with no shortcut: max(pt << 16, last + 1)."""
+    candidate = max(physical_ms, 0) << LOGICAL_BITS
+    return candidate if candidate > last else last + 1
+
+
+@given(st.lists(st.tuples(st.sampled_from(["now", "update"]),
+                          st.integers(min_value=0, max_value=50),
+                          st.integers(min_value=0, max_value=60)), max_size=60))
+def test_now_matches_the_reference_with_repeated_milliseconds(
+        steps: list[tuple[str, int, int]]) -> None:
+    """now() skips the shift when the millisecond repeats; the stamps must not change.
+
+    Physical times repeat and step back, and received stamps move ``last`` in between.
+    """
+    hlc = HybridLogicalClock(max_drift_ms=10**6)
+    last = 0
+    base = 1_000
+    for op, ms, remote_ms in steps:
+        pt = base + ms
+        if op == "update":
+            remote = (base + remote_ms) << LOGICAL_BITS | 7
+            got = hlc.update(remote, pt)
+            last = _reference_now(max(last, remote), pt)
+        else:
+            got = hlc.now(pt)
+            last = _reference_now(last, pt)
+        assert got == last == hlc.last
