@@ -18,7 +18,6 @@ counted in ``stats`` and logged), so all replicas converge on the same type and 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from typing import Any
 
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
+from crdtsync.background import Background
 from crdtsync.clock import DEFAULT_MAX_DRIFT_MS, HybridLogicalClock
 from crdtsync.codec import FORMAT_VERSION, check_key, dumps, encode
 from crdtsync.errors import ClockSkewError, LocalError, TypeMismatchError
@@ -70,7 +70,7 @@ def _log_blob(group: dict[str, Crdt]) -> bytes:
     return dumps([(k, (x.TYPE, v, x.to_json())) for k, x in group.items()])  # tuples: faster
 
 
-class Replica(CachedHandles):
+class Replica(CachedHandles, Background):
     """A keyspace of CRDTs with a durable, group-committed write path.
 
     Use :meth:`open` to get one. Writes (through :meth:`counter`, :meth:`set`,
@@ -128,10 +128,7 @@ class Replica(CachedHandles):
         self._remote: list[tuple[str, dict[str, Crdt], Any]] = []
         self._pending_ops = 0
         self._batch_no = 1
-        self._waiters: list[asyncio.Future[None]] = []
-        self._wakeup: asyncio.Event | None = None
-        self._committer: asyncio.Task[None] | None = None
-        self._subscribers: list[tuple[str, Callable[[str, Any], None]]] = []
+        self._init_background()
         self._closed = False
         self._writable = not follower  # False once closed too: the fast paths check only this
         self._epoch = 0  # moves when a key's value object is replaced or the replica closes
@@ -176,25 +173,12 @@ class Replica(CachedHandles):
         """Commit what is pending and close the store. Idempotent."""
         if self._closed:
             return
-        if self._committer is not None:
-            self._committer.cancel()
-            self._committer = None
+        self._stop_committer()
         self.commit()
         self._closed = True
         self._writable = False
         self._epoch += 1
         self._store.close()
-
-    async def aclose(self) -> None:
-        """Async variant of :meth:`close` (waits for the background committer to stop)."""
-        task, self._committer = self._committer, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        self.close()
 
     def __enter__(self) -> Replica:
         return self
@@ -550,15 +534,6 @@ class Replica(CachedHandles):
         commit.meta["checkpoint_seq"] = seq
         self._pending_checkpoint = (seq, sizes)
 
-    def _release(self, exc: BaseException | None) -> None:
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                if exc is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(exc)
-
     @property
     def digest_index(self) -> DigestIndex:
         """Per-key catch-up hashes, kept up to date by commits (made on first use)."""
@@ -572,88 +547,4 @@ class Replica(CachedHandles):
         for hook in list(self.on_commit):
             hook(entries)
         if self._subscribers:
-            changed = sorted({k for e in entries for k in e.group})
-            for key in changed:
-                value = self.get(key)
-                for prefix, callback in list(self._subscribers):
-                    if key.startswith(prefix):
-                        callback(key, value)
-
-    # -- background group commit ------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the background committer on the running event loop (idempotent)."""
-        if self._committer is None:
-            self._wakeup = asyncio.Event()
-            self._committer = asyncio.get_running_loop().create_task(self._commit_loop())
-
-    async def _commit_loop(self) -> None:
-        assert self._wakeup is not None
-        while True:
-            await self._wakeup.wait()
-            if self._pending_ops < self.commit_max_ops:
-                await asyncio.sleep(self.commit_delay)
-            self._wakeup.clear()
-            try:
-                self.commit()
-            except Exception:
-                log.exception("group commit failed; will retry with the next write")
-
-    async def _wait_durable(self, batch_no: int) -> None:
-        if batch_no < self._batch_no:
-            return
-        if self._committer is None:
-            self.commit()
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        assert self._wakeup is not None
-        self._wakeup.set()
-        await fut
-
-    async def flush(self) -> None:
-        """Wait until everything written so far is durable."""
-        await self._wait_durable(self._batch_no)
-
-    # -- subscriptions ----------------------------------------------------------------------
-
-    def subscribe(self, callback: Callable[[str, Any], None],
-                  prefix: str = "") -> Callable[[], None]:
-        """Call ``callback(key, value)`` after each commit that changed a key with ``prefix``.
-
-        Local and remote changes are both reported, once durable. Returns a function that
-        cancels the subscription.
-        """
-        entry = (prefix, callback)
-        self._subscribers.append(entry)
-
-        def cancel() -> None:
-            if entry in self._subscribers:
-                self._subscribers.remove(entry)
-
-        return cancel
-
-    async def watch(self, prefix: str = "") -> Any:
-        """Yield ``(key, value)`` for each durable change under ``prefix`` (async iterator).
-
-        A slow consumer never makes memory grow without bound: changes to one key that the
-        consumer has not taken yet are coalesced into the latest value.
-        """
-        pending: dict[str, Any] = {}
-        ready = asyncio.Event()
-
-        def on_change(key: str, value: Any) -> None:
-            pending[key] = value
-            ready.set()
-
-        cancel = self.subscribe(on_change, prefix)
-        try:
-            while True:
-                await ready.wait()
-                ready.clear()
-                batch = list(pending.items())
-                pending.clear()
-                for item in batch:
-                    yield item
-        finally:
-            cancel()
+            self._notify(entries)
