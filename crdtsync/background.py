@@ -28,7 +28,6 @@ class Background:
 
     commit_delay: float
     commit_max_ops: int
-    _pending_ops: int
     _batch_no: int
 
     def commit(self) -> int:
@@ -38,6 +37,9 @@ class Background:
         raise NotImplementedError  # the replica's
 
     def get(self, key: str, default: Any = None) -> Any:
+        raise NotImplementedError  # the replica's
+
+    def _waiting_writes(self) -> int:
         raise NotImplementedError  # the replica's
 
     def _init_background(self) -> None:
@@ -58,7 +60,7 @@ class Background:
         assert self._wakeup is not None
         while True:
             await self._wakeup.wait()
-            if self._pending_ops < self.commit_max_ops:
+            if self._waiting_writes() < self.commit_max_ops:
                 await asyncio.sleep(self.commit_delay)
             self._wakeup.clear()
             try:

@@ -57,7 +57,6 @@ class LiveCounter(CounterHandle):
             if n <= MAX_INT:
                 p[rid] = n
                 r._counted[self.key] = None
-                r._pending_ops += 1
                 return r._write_ticket or r._ticket()
         write = r._count(self.key, self._kind, by, False)
         _bind(self, r, self._kind)
@@ -104,12 +103,10 @@ class LiveRegister(RegisterHandle):
                 if ts > x._ts and ts <= MAX_INT:  # always, unless the clock is broken
                     x._ts, x._rid, x._val = ts, r.replica_id, value
                     r._assigned[self.key] = None
-                    r._pending_ops += 1
                     return r._write_ticket or r._ticket()
             else:
                 self._x.assign_in_place(r.replica_id, value, r.hlc.now(r._clock()))
                 r._assigned[self.key] = None
-                r._pending_ops += 1
                 return r._write_ticket or r._ticket()
         write = super().assign(value)
         _bind(self, r, LWWRegister)

@@ -80,7 +80,8 @@ class Replica(CachedHandles, Background):
 
     - ``commit_delay`` (s, default 0.002): how long the background committer gathers writes
       before one transaction; ``commit_max_ops`` (default 10,000) commits early when this
-      many writes wait. Larger values mean fewer, bigger transactions.
+      many writes wait (writes to one counter or register key count once: the commit
+      carries one delta for them). Larger values mean fewer, bigger transactions.
     - ``clock``: physical time source in ms (default wall clock), fed to the replica's HLC.
     - ``follower``: a read-only replica; local writes raise LocalError.
     - ``checkpoint_entries`` (default 10,000): most delta-log entries between checkpoints,
@@ -288,8 +289,7 @@ class Replica(CachedHandles, Background):
         x = self._data.get(key)
         if type(x) is kind and self._writable:
             x.add_in_place(self.replica_id, by, down)  # type: ignore[attr-defined]
-            self._counted[key] = None
-            self._pending_ops += 1
+            self._counted[key] = None  # counted once per key: see _waiting_writes
             return self._write_ticket or self._ticket()
         rid = self.replica_id  # the general path: creates the key, validates, raises
         if down:
@@ -350,6 +350,11 @@ class Replica(CachedHandles, Background):
                     local[key] = delta
             self._stamped = {}
         return local
+
+    def _waiting_writes(self) -> int:
+        """Writes waiting for the next commit; a counter or register key written by the fast
+        paths counts once, whatever the number of writes (its delta is one entry)."""
+        return self._pending_ops + len(self._counted) + len(self._assigned)
 
     def has_local_writes(self) -> bool:
         """True if local writes are waiting for the next commit."""

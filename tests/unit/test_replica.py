@@ -318,3 +318,27 @@ def test_a_replica_held_for_sync_keeps_its_log_until_trimmed(tmp_path: Path) -> 
     r.commit()
     assert [e.seq for e in r.store.log()][0] == 21
     r.close()
+
+
+def test_background_committer_commits_early_when_many_keys_wait() -> None:
+    """commit_max_ops counts waiting writes, a counter or register key once: 200 keys
+    written at once commit without waiting the (long) delay; 200 increments of one key
+    wait for it."""
+
+    async def main() -> None:
+        r = Replica.open(None, name="us", commit_delay=30.0, commit_max_ops=100)
+        r.start()
+        for k in range(100):
+            r.counter(f"c{k}").increment()
+        last = r.register("r0").assign(0)
+        for k in range(1, 100):
+            last = r.register(f"r{k}").assign(k)
+        await asyncio.wait_for(_wait(last), 5)  # far less than the 30 s delay
+        assert last.durable
+        hot = [r.counter("hot").increment() for _ in range(200)]
+        await asyncio.sleep(0.2)  # the committer is up and waiting out its delay
+        assert r._waiting_writes() <= 2 and not hot[-1].durable  # creating write + the key
+        await r.aclose()  # commits what waits
+        assert hot[-1].durable and r.get("hot") == 200 and r.get("r99") == 99
+
+    asyncio.run(main())
