@@ -10,6 +10,16 @@ one CRDT. A :class:`CausalContext` is a set of dots kept compact as a version ve
   :class:`~crdtsync.types.ORMap`) and keeps an index from every dot beneath it to its key,
   so a remove delta is applied by looking up its dots instead of scanning the state.
 
+Inside a DotMap, a nested store of exactly one dot may be held *compact*, as a tuple instead
+of a set or dict: the bare dot ``(replica, seq)`` for a DotSet ``{(replica, seq)}``, and
+``(replica, seq, payload)`` for a DotFun ``{(replica, seq): payload}``. Tuples of str and int
+cost no cyclic-GC work and no set object, and most elements of an observed-remove set hold
+one dot. The sets (:class:`~crdtsync.types.AWORSet`, :class:`~crdtsync.types.RWORSet`) write
+their entries compact; the functions here accept either form wherever a nested store may be
+(:func:`store_dots`, :func:`store_join`, ...), keep an entry compact when a join leaves it
+with one dot, and :class:`DotMap` equality treats the two forms of one store as equal. A
+compact entry is never a top-level store nor an entry of an :class:`~crdtsync.types.ORMap`.
+
 The join of two causal states ``(s1, c1) ⊔ (s2, c2)`` keeps a dot when both stores hold it,
 or when one store holds it and the other context has not seen it (Almeida et al. §5.2). The
 functions here apply that join *in place* into the first state at a cost that follows the
@@ -33,6 +43,8 @@ __all__ = [
     "store_is_bottom",
     "seen_dots",
     "empty_like",
+    "expand",
+    "compact",
 ]
 
 Dot: TypeAlias = tuple[str, int]
@@ -81,12 +93,16 @@ class CausalContext:
         ctx = cls.__new__(cls)
         ctx.vv = {}
         ctx.cloud = {}
-        if type(dots) in _COLLECTIONS and len(dots) == 1:  # type: ignore[arg-type]  # one dot
-            ((replica, seq),) = dots
-            if seq == 1:
-                ctx.vv[replica] = 1
-            else:
-                ctx.cloud[replica] = {seq}
+        if type(dots) in _COLLECTIONS and len(dots) <= 4:  # type: ignore[arg-type]  # a few
+            if len(dots) == 1:  # type: ignore[arg-type]
+                ((replica, seq),) = dots
+                if seq == 1:
+                    ctx.vv[replica] = 1
+                else:
+                    ctx.cloud[replica] = {seq}
+                return ctx
+            for dot in dots:  # one by one: cheaper than grouping a handful
+                ctx.add(dot)
             return ctx
         for replica, seqs in _by_replica(dots).items():
             ctx._add_seqs(replica, seqs)
@@ -275,7 +291,14 @@ class DotMap:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DotMap):
             return NotImplemented
-        return self.entries == other.entries
+        mine, theirs = self.entries, other.entries
+        if mine == theirs:
+            return True
+        if mine.keys() != theirs.keys():
+            return False
+        # One store may be compact on one side and a set or dict on the other.
+        return all(a == b or expand(a) == expand(b)
+                   for a, b in ((v, theirs[k]) for k, v in mine.items()))
 
     def __repr__(self) -> str:
         return f"DotMap({self.entries!r})"
@@ -295,16 +318,37 @@ class DotMap:
             self.owner[dot] = key
 
 
+def expand(store: Any) -> Any:
+    """Return a compact store as a new set or dict; any other store as it is."""
+    if type(store) is not tuple:
+        return store
+    if len(store) == 2:
+        return {store}
+    return {store[:2]: store[2]}
+
+
+def compact(store: Any) -> Any:
+    """Return the compact form of a DotSet or DotFun of exactly one dot."""
+    if type(store) is set:
+        for dot in store:
+            return dot
+    for dot, payload in store.items():
+        return (*dot, payload)
+    raise ValueError("only a store of one dot has a compact form")
+
+
 def store_dots(store: Any) -> Iterable[Dot]:
     """Return the dots held by a dot store."""
     if isinstance(store, DotMap):
         return store.owner.keys()
+    if type(store) is tuple:  # compact: one dot
+        return (store,) if len(store) == 2 else (store[:2],)
     dots: Iterable[Dot] = store  # a set iterates its dots, a dict its keys (the dots)
     return dots
 
 
 def store_is_bottom(store: Any) -> bool:
-    """Return True if the store holds no dot."""
+    """Return True if the store holds no dot (a compact store holds one)."""
     if isinstance(store, DotMap):
         return not store.entries
     return not store
@@ -314,9 +358,12 @@ def store_copy(store: Any) -> Any:
     """Return a deep copy of a dot store (payloads of a DotFun are immutable)."""
     if isinstance(store, DotMap):
         new = DotMap()
-        new.entries = {k: store_copy(v) for k, v in store.entries.items()}
+        new.entries = {k: v if type(v) is tuple else store_copy(v)
+                       for k, v in store.entries.items()}
         new.owner = dict(store.owner)
         return new
+    if type(store) is tuple:  # compact: immutable
+        return store
     return store.copy()
 
 
@@ -340,12 +387,17 @@ def store_join(s1: Any, c1: CausalContext, s2: Any, c2: CausalContext,
     Contexts are not touched: the caller merges ``c2`` into ``c1`` afterwards. ``drop`` are
     the dots of ``s1`` that ``c2`` has seen (computed with :func:`seen_dots` when None); of
     those, the ones ``s2`` does not hold are removed. Dots of ``s2`` that ``c1`` has not seen
-    are added. The returned store is ``s1`` itself, mutated.
+    are added. The returned store is ``s1`` itself, mutated (a new set or dict if ``s1`` is
+    compact; ``s2`` may be compact too).
     """
     if drop is None:
         drop = seen_dots(s1, c2)
     if isinstance(s1, DotMap):
         return _map_join(s1, c1, s2, c2, drop)
+    if type(s1) is tuple:
+        s1 = expand(s1)
+    if type(s2) is tuple:
+        s2 = expand(s2)
     gone = drop.difference(s2) if drop else drop
     fresh = c1.missing(s2)
     if isinstance(s1, dict):
@@ -369,12 +421,21 @@ def _map_join(m1: DotMap, c1: CausalContext, m2: DotMap, c2: CausalContext,
     if len(shared) < len(m2.entries):
         _adopt(m1, c1, m2, c2, m2.entries.keys() - shared)
     shared.update(by_key)
+    no_drop: set[Dot] = set()
     for key in shared:
         mine = entries[key]
         theirs = m2.entries.get(key)
-        if theirs is None:
+        gone = by_key.get(key, no_drop)
+        if type(mine) is tuple:
+            if theirs == mine:  # the same one dot on both sides: nothing changes
+                continue
+            if theirs is None:  # only ``gone`` matters: it is empty or it is the one dot
+                if gone:
+                    del entries[key]
+                    owner.pop(store_dots(mine)[0], None)  # type: ignore[index]
+                continue
+        elif theirs is None:
             theirs = empty_like(mine)
-        gone = by_key.get(key, set())
         joined = store_join(mine, c1, theirs, c2, gone)
         # Only dots in ``gone`` can have left, only dots of ``theirs`` can have come.
         held = joined.owner if isinstance(joined, DotMap) else joined
@@ -386,6 +447,8 @@ def _map_join(m1: DotMap, c1: CausalContext, m2: DotMap, c2: CausalContext,
                 owner[dot] = key
         if store_is_bottom(joined):
             del entries[key]
+        elif joined is not mine:  # ``mine`` was compact: keep it so if one dot is left
+            entries[key] = compact(joined) if len(joined) == 1 else joined
     return m1
 
 
@@ -398,18 +461,25 @@ def _adopt(m1: DotMap, c1: CausalContext, m2: DotMap, c2: CausalContext,
     """
     theirs = m2.entries
     seen = c1.seen(m2.owner)
-    if not seen and DotMap not in set(map(type, theirs.values())):
-        fresh = {k: theirs[k].copy() for k in keys}
+    kinds = set(map(type, theirs.values()))
+    if not seen and DotMap not in kinds:
+        if kinds == {tuple}:  # every entry compact (immutable): share them
+            fresh = {k: theirs[k] for k in keys}
+        else:
+            fresh = {k: v if type(v) is tuple else v.copy()
+                     for k in keys for v in (theirs[k],)}
         m1.entries.update(fresh)
         if len(keys) == len(theirs):  # every key is new: index every dot beneath m2
             m1.owner.update(m2.owner)
         else:
-            m1.owner.update({dot: k for k, store in fresh.items() for dot in store})
+            m1.owner.update({dot: k for dot, k in m2.owner.items() if k in fresh})
         return
     for key in keys:
         store = theirs[key]
         if isinstance(store, DotMap):
             kept: Any = store_join(DotMap(), c1, store, c2, set())
+        elif type(store) is tuple:
+            kept = () if store_dots(store)[0] in seen else store  # type: ignore[index]
         elif isinstance(store, set):
             kept = store - seen
         else:
@@ -423,4 +493,6 @@ def empty_like(store: Any) -> Any:
     """Return an empty dot store of the same kind as ``store``."""
     if isinstance(store, DotMap):
         return DotMap()
+    if type(store) is tuple:
+        return set() if len(store) == 2 else {}
     return {} if isinstance(store, dict) else set()

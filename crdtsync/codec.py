@@ -14,7 +14,7 @@ a fresh value, so nothing is ever half-applied.
 from __future__ import annotations
 
 import math
-from itertools import chain, islice
+from itertools import chain, islice, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -358,7 +358,7 @@ def dotsets_from_json(obj: Any) -> DotMap | None:
 
     Returns None if the bulk checks find any problem: :func:`dotmap_from_json` then checks it
     entry by entry and raises the precise error. What this accepts, that one accepts too,
-    with the same result (an AWORSet store).
+    with the same result (an AWORSet store, an element of one dot held compact: the dot).
     """
     if type(obj) is not list:
         return None
@@ -377,13 +377,15 @@ def dotsets_from_json(obj: Any) -> DotMap | None:
     dots = _bulk_dots(list(chain.from_iterable(lists)))
     if dots is None or len(set(dots)) != len(dots):
         return None
-    if len(dots) == len(keys):  # one dot per element: the usual case
-        dm.entries = {k: {d} for k, d in zip(keys, dots, strict=True)}
+    if len(dots) == len(keys):  # one dot per element, the usual case: all compact
+        dm.entries = dict(zip(keys, dots, strict=True))
         dm.owner = dict(zip(dots, keys, strict=True))
         return dm
     it = iter(dots)
-    dm.entries = {k: set(islice(it, n)) for k, n in zip(keys, sizes, strict=True)}
-    dm.owner = {d: k for k, ds in dm.entries.items() for d in ds}
+    dm.entries = {k: next(it) if n == 1 else set(islice(it, n))
+                  for k, n in zip(keys, sizes, strict=True)}
+    dm.owner = dict(zip(dots, chain.from_iterable(
+        repeat(k, n) for k, n in zip(keys, sizes, strict=True)), strict=True))
     return dm
 
 

@@ -299,24 +299,25 @@ class Replica(CachedHandles, Background):
     def _set_op(self, key: str, kind: type[Crdt], element: Any, remove: bool) -> Write:
         """Fast path of a local set write: stamp the element in place, remember its dots.
 
-        The key's delta is built once per commit (:meth:`AWORSet.delta_for`) from the
-        touched elements and the dots made or cleared, equal to the join of the writes' deltas.
+        The key's delta is built once per commit (:meth:`AWORSet.delta_for`) from what each
+        write left under its element and the dots cleared, equal to the join of the writes'
+        deltas.
         """
         x = self._data.get(key)
         if type(x) is kind and self._writable:
             if remove and kind is AWORSet:
-                dot, old = None, x._unstamp(element)  # type: ignore[attr-defined]
+                entry, old = None, x._unstamp(element)  # type: ignore[attr-defined]
+            elif kind is AWORSet:
+                entry, old = x._stamp(self.replica_id, element, None)  # type: ignore[attr-defined]
             else:
-                payload = None if kind is AWORSet else not remove
-                dot, old = x._stamp(self.replica_id, element, payload)  # type: ignore[attr-defined]
+                dot, old = x._stamp(self.replica_id, element, not remove)  # type: ignore[attr-defined]
+                entry = (*dot, not remove)
             acc = self._stamped.get(key)  # after the checks above: nothing is kept on error
             if acc is None:
                 acc = self._stamped[key] = ([], set())
-            if dot is not None:
-                acc[0].append(dot)
+            acc[0].extend((element, entry))  # [element, entry, ...]: see AWORSet.delta_for
             if old:
-                acc[0].extend(old)
-            acc[1].add(element)
+                acc[1].update(old)
             self._pending_ops += 1
             return self._write_ticket or self._ticket()
         rid = self.replica_id  # the general path: creates the key, validates, raises
@@ -342,8 +343,8 @@ class Replica(CachedHandles, Background):
             local.update(register_copies(self._data, self._assigned))
             self._assigned = {}
         if self._stamped:
-            for key, (dots, elements) in self._stamped.items():
-                delta = self._data[key].delta_for(elements, dots)  # type: ignore[attr-defined]
+            for key, (written, cleared) in self._stamped.items():
+                delta = self._data[key].delta_for(written, cleared)  # type: ignore[attr-defined]
                 if key in local:
                     local[key].merge(delta)
                 else:

@@ -11,20 +11,23 @@ all of them are adds, so a remove concurrent with an add wins. The last remove o
 stays as one False dot (a remove-wins set needs it to win against adds it has not seen).
 
 Elements are ``str`` or ``int``; ``1`` and ``"1"`` are different elements.
+
+An element's dots are held compact while it has one (see :mod:`crdtsync.causal`): the bare
+dot ``(replica, seq)`` in an AWORSet, ``(replica, seq, flag)`` in an RWORSet. An element holds
+several dots only after joining concurrent writes; a later local write makes it one again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from crdtsync.causal import CausalContext, Dot, DotMap
+from crdtsync.causal import CausalContext, Dot, DotMap, compact
 from crdtsync.codec import (
     KNOWN_REPLICAS,
     MAX_ELEMENT_LEN,
     check_dot,
     check_element,
-    check_replica,
     dotmap_from_json,
     dotset_from_json,
     dotsets_from_json,
@@ -40,6 +43,7 @@ __all__ = ["AWORSet", "RWORSet"]
 class _ORSet(CausalCrdt):
     __slots__ = ()
     _store: DotMap
+    _FLAGGED = False  # True: every dot carries a flag (RWORSet)
 
     @classmethod
     def _new_store(cls) -> DotMap:
@@ -48,8 +52,9 @@ class _ORSet(CausalCrdt):
     def _stamp(self, replica: str, element: Any, payload: Any) -> tuple[Dot, Any]:
         """Give ``element`` one fresh dot in place (with ``payload`` for a DotFun).
 
-        Returns the new dot and the element's dots it replaced (None if it had none). The
-        delta of the write is ``{element: new dot}`` with context {new dot} + replaced.
+        Returns the new dot and the element's dots it replaced, a collection (None if it had
+        none). The delta of the write is ``{element: new dot}`` with context {new dot} +
+        replaced. The element's entry is left compact.
         """
         if (type(element) is not str or len(element) > MAX_ELEMENT_LEN
                 or not element.isascii()):
@@ -64,12 +69,19 @@ class _ORSet(CausalCrdt):
             dot = (replica, seq)
         store = self._store
         owner = store.owner
-        old = store.entries.get(element)
-        store.entries[element] = {dot} if payload is None else {dot: payload}
+        entries = store.entries
+        old = entries.get(element)
+        entries[element] = dot if payload is None else (*dot, payload)
         owner[dot] = element
-        if old:
-            for seen in old:
-                del owner[seen]
+        if old is None:
+            return dot, None
+        if type(old) is tuple:  # compact: one dot
+            if len(old) != 2:
+                old = old[:2]
+            del owner[old]
+            return dot, (old,)
+        for seen in old:
+            del owner[seen]
         return dot, old
 
     def _unstamp(self, element: Any) -> Any:
@@ -79,35 +91,55 @@ class _ORSet(CausalCrdt):
             check_element(element)
         store = self._store
         old = store.entries.pop(element, None)
-        if old:
-            for seen in old:
-                del store.owner[seen]
+        if old is None:
+            return None
+        if type(old) is tuple:  # compact: one dot
+            if len(old) != 2:
+                old = old[:2]
+            del store.owner[old]
+            return (old,)
+        for seen in old:
+            del store.owner[seen]
         return old
 
     def _tag(self, replica: str, element: Any, payload: Any) -> Any:
         """Give ``element`` one fresh dot (with ``payload`` for a DotFun); return the delta."""
         dot, old = self._stamp(replica, element, payload)
         dstore = DotMap.__new__(DotMap)
-        dstore.entries = {element: {dot} if payload is None else {dot: payload}}
+        dstore.entries = {element: dot if payload is None else (*dot, payload)}
         dstore.owner = {dot: element}
         return self._delta(dstore, CausalContext.of([*old, dot] if old else (dot,)))
 
     def _clear(self, element: Any) -> Any:
         """Drop every dot of ``element`` seen here; return the delta."""
         old = self._unstamp(element)
-        return self._delta(DotMap(), CausalContext.of(old or ()))
+        return self._delta(DotMap(), CausalContext.of(old) if old else CausalContext())
 
-    def delta_for(self, elements: Any, dots: Any) -> Any:
-        """Return the delta of writes that touched ``elements`` and made or cleared ``dots``.
+    def delta_for(self, written: list[Any], cleared: Iterable[Dot]) -> Any:
+        """Return the join of the deltas of several writes, built once (per commit).
 
-        It is the join of those writes' deltas (plus any concurrent dots of those elements
-        held here): the replica builds it once per commit instead of once per write.
+        ``written`` lists ``element, entry`` for each write, flat and in write order: the
+        compact entry the write left under the element (the new dot of an AWORSet add,
+        ``(replica, seq, flag)`` for an RWORSet write) or None (an AWORSet remove). ``cleared``
+        holds the dots that the writes replaced or removed.
         """
-        entries = self._store.entries
+        final = dict(zip(written[::2], written[1::2], strict=True))  # each element's last
+        made = written[1::2]
+        if self._FLAGGED:
+            entries = final
+            owner = {entry[:2]: e for e, entry in final.items()}
+            made = [entry[:2] for entry in made]
+        else:
+            if None in made:
+                entries = {e: dot for e, dot in final.items() if dot is not None}
+                made = [dot for dot in made if dot is not None]
+            else:
+                entries = final
+            owner = {dot: e for e, dot in entries.items()}
         dstore = DotMap.__new__(DotMap)
-        dstore.entries = {e: nested.copy() for e in elements if (nested := entries.get(e))}
-        dstore.owner = {dot: e for e, nested in dstore.entries.items() for dot in nested}
-        return self._delta(dstore, CausalContext.of([*dots, *dstore.owner]))
+        dstore.entries = entries
+        dstore.owner = owner
+        return self._delta(dstore, CausalContext.of([*made, *cleared]))
 
     def __iter__(self) -> Iterator[str | int]:
         return iter(self.value)
@@ -140,7 +172,8 @@ class AWORSet(_ORSet):
 
     def remove(self, replica: str, element: str | int) -> AWORSet:
         """Remove ``element`` as seen here; return the delta (bottom-like if absent)."""
-        check_replica(replica)
+        if replica not in KNOWN_REPLICAS:
+            remember_replica(replica)  # validates it
         return self._clear(element)  # type: ignore[no-any-return]
 
     def __len__(self) -> int:
@@ -155,20 +188,27 @@ class AWORSet(_ORSet):
 
     @classmethod
     def _store_to_json(cls, store: DotMap) -> Any:
-        items = sorted_items(store.entries)
-        if len(store.owner) == len(items):  # one dot per element, the usual case
-            return [[e, [[r, s]]] for e, dots in items for r, s in dots]
-        return [[e, sorted_dots(dots)] for e, dots in items]
+        # Tuples encode as JSON arrays: a compact entry, the dot (replica, seq), is written
+        # as it is held.
+        entries = store.entries
+        items = sorted_items(entries)
+        if len(store.owner) == len(items) and set(map(type, entries.values())) == {tuple}:
+            return [(e, (dot,)) for e, dot in items]  # every entry compact, the usual case
+        return [(e, (dots,) if type(dots) is tuple else sorted_dots(dots))
+                for e, dots in items]
 
     @classmethod
     def _store_from_json(cls, obj: Any, depth: int) -> DotMap:
         return dotsets_from_json(obj) or super()._store_from_json(obj, depth)
 
     @classmethod
-    def _nested_from_json(cls, item: Any) -> set[Dot]:
+    def _nested_from_json(cls, item: Any) -> Any:
         if len(item) != 2:
             raise ValueError("aworset entry must be [element, dots]")
-        return dotset_from_json(item[1])
+        dots = dotset_from_json(item[1])
+        if len(dots) == 1:
+            return compact(dots)
+        return dots
 
 
 @register
@@ -177,6 +217,7 @@ class RWORSet(_ORSet):
 
     __slots__ = ()
     TYPE = "rworset"
+    _FLAGGED = True
 
     def add(self, replica: str, element: str | int) -> RWORSet:
         """Add ``element``; return the delta. Loses to a concurrent remove."""
@@ -188,17 +229,22 @@ class RWORSet(_ORSet):
 
     @classmethod
     def _store_value(cls, store: DotMap) -> frozenset[str | int]:
-        return frozenset(e for e, fun in store.entries.items() if all(fun.values()))
+        return frozenset(e for e, fun in store.entries.items()
+                         if (fun[2] if type(fun) is tuple else all(fun.values())))
 
     @classmethod
     def _store_to_json(cls, store: DotMap) -> Any:
-        items = sorted_items(store.entries)
-        if len(store.owner) == len(items):  # one dot per element, the usual case
-            return [[e, [[r, s, v]]] for e, fun in items for (r, s), v in fun.items()]
-        return [[e, [[r, s, fun[(r, s)]] for r, s in sorted(fun)]] for e, fun in items]
+        # Tuples encode as JSON arrays: a compact entry, (replica, seq, flag), is written
+        # as it is held.
+        entries = store.entries
+        items = sorted_items(entries)
+        if len(store.owner) == len(items) and set(map(type, entries.values())) == {tuple}:
+            return [(e, (fun,)) for e, fun in items]  # every entry compact, the usual case
+        return [(e, (fun,) if type(fun) is tuple else
+                 [[r, s, fun[(r, s)]] for r, s in sorted(fun)]) for e, fun in items]
 
     @classmethod
-    def _nested_from_json(cls, item: Any) -> dict[Dot, bool]:
+    def _nested_from_json(cls, item: Any) -> Any:
         if len(item) != 2 or not isinstance(item[1], list):
             raise ValueError("rworset entry must be [element, [[replica, seq, bool], ...]]")
         fun: dict[Dot, bool] = {}
@@ -209,4 +255,6 @@ class RWORSet(_ORSet):
             if dot in fun:
                 raise ValueError(f"duplicate dot {dot}")
             fun[dot] = d[2]
+        if len(fun) == 1:
+            return compact(fun)
         return fun

@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from crdtsync.causal import store_dots
 from crdtsync.codec import decode, decode_group, encode
 from crdtsync.replica import Replica
 from crdtsync.store import SQLiteStore
@@ -41,7 +42,7 @@ class StoreDump:
         """Record the event ids in ``x`` (a state or a delta of ``key``)."""
         if isinstance(x, AWORSet):
             for element, dots in x._store.entries.items():  # noqa: SLF001 - test-side audit
-                for dot in dots:
+                for dot in store_dots(dots):  # a one-dot entry may be compact
                     self.dots[(key, dot)].add(element)
         elif isinstance(x, LWWRegister) and x.timestamp is not None:
             self.stamps[(key, x.timestamp, x.writer or "")].add(encode(x))
