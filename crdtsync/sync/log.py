@@ -89,7 +89,7 @@ class DeltaLog:
         joined entries would exceed ``max_bytes`` (at least one entry is taken), or to
         ``stop``.
         """
-        parts: dict[str, list[Crdt]] = {}  # key -> its values in the entries, oldest first
+        groups: list[Group] = []  # the groups of the entries taken, oldest first
         size = 0
         end = self.last_seq if stop is None else stop
         seqs, entries = self.seqs, self.entries
@@ -102,7 +102,12 @@ class DeltaLog:
             if entry.origin == peer:
                 continue
             size += entry.size
-            for key, value in entry.group.items():
+            groups.append(entry.group)
+        if len(groups) <= 1:  # one entry (the usual case): its group as it is
+            return end, dict(groups[0]) if groups else {}
+        parts: dict[str, list[Crdt]] = {}  # key -> its values in the entries, oldest first
+        for group in groups:
+            for key, value in group.items():
                 values = parts.get(key)
                 if values is None:
                     parts[key] = [value]
@@ -144,10 +149,12 @@ def _join_all(values: list[Crdt]) -> Crdt:
     values of lesser tags are dropped.
     """
     kind = type(values[0])
-    if any(type(v) is not kind for v in values):
-        top = max(v.TYPE for v in values)
-        values = [v for v in values if v.TYPE == top]
-        if len(values) == 1:
-            return values[0]
-        kind = type(values[0])
+    for v in values:  # a loop, not any(generator): this runs once per key of an interval
+        if type(v) is not kind:
+            top = max(v.TYPE for v in values)
+            values = [v for v in values if v.TYPE == top]
+            if len(values) == 1:
+                return values[0]
+            kind = type(values[0])
+            break
     return kind.join_all(values)

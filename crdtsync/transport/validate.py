@@ -39,6 +39,7 @@ __all__ = ["DeltaRules", "DEFAULT_MAX_SEQ"]
 
 DEFAULT_MAX_SEQ = 2**48
 """Default bound on dot sequence numbers in remote deltas."""
+_COUNTERS = frozenset({PNCounter, GCounter})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,8 @@ class DeltaRules:
 
     def check(self, group: Mapping[str, Any]) -> str | None:
         """Return why ``group`` breaks the rule, or None if it may be joined."""
+        if self.members is None and set(map(type, group.values())) <= _COUNTERS:
+            return None  # counters name no sequence numbers: only members would matter
         for key, value in group.items():
             reason = self._check_value(value)
             if reason is not None:

@@ -7,6 +7,7 @@ A PNCounter is a pair of GCounters, one for increments and one for decrements.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 from crdtsync.codec import KNOWN_REPLICAS, MAX_INT, check_int, remember_replica
@@ -41,23 +42,25 @@ def _vv_novel(mine: dict[str, int], theirs: dict[str, int]) -> dict[str, int]:
 
 
 def _vv_join_novel(mine: dict[str, int], theirs: dict[str, int]) -> dict[str, int]:
-    """Join ``theirs`` into ``mine``; return the entries that were new (one pass)."""
-    if not theirs:
-        return {}
-    get = mine.get
-    fresh = {r: n for r, n in theirs.items() if n > get(r, 0)}
-    if fresh:
-        mine.update(fresh)
+    """Join ``theirs`` into ``mine``; return the entries that were new (one pass).
+
+    A plain loop: deltas hold one or a few entries, for which a comprehension's own call
+    costs more than the loop.
+    """
+    fresh: dict[str, int] = {}
+    if theirs:
+        get = mine.get
+        for r, n in theirs.items():
+            if n > get(r, 0):
+                mine[r] = fresh[r] = n
     return fresh
 
 
 def _vv_join_all(parts: list[dict[str, int]]) -> dict[str, int]:
     """Return the entry-wise maximum of ``parts`` as a new dict."""
-    if not parts:
-        return {}
-    out = dict(parts[0])
+    out: dict[str, int] = {}
     get = out.get
-    for part in parts[1:]:
+    for part in parts:
         for r, n in part.items():
             if n > get(r, 0):
                 out[r] = n
@@ -75,6 +78,24 @@ def _vv_from_json(obj: Any) -> dict[str, int]:
         if type(n) is not int or not 0 < n <= MAX_INT:
             check_int(n, low=1)
     return dict(obj)
+
+
+def _vvs_ok(objs: tuple[Any, ...]) -> bool:
+    """Return True if :func:`_vv_from_json` accepts every one of ``objs`` (checked in bulk).
+
+    False: some object is not a plain dict, or holds a bad replica id or count; check
+    them one by one to raise the precise error.
+    """
+    if set(map(type, objs)) != {dict}:
+        return False
+    for replica in set(chain.from_iterable(objs)).difference(KNOWN_REPLICAS):
+        try:
+            remember_replica(replica)
+        except (TypeError, ValueError):
+            return False
+    counts = list(chain.from_iterable(map(dict.values, objs)))
+    return not counts or (set(map(type, counts)) == {int}
+                          and min(counts) >= 1 and max(counts) <= MAX_INT)
 
 
 def _bump(entries: dict[str, int], replica: str, by: int) -> int:
@@ -141,10 +162,17 @@ class GCounter(Crdt):
         return out
 
     def join_novel(self, delta: Any) -> GCounter | None:
-        """Merge ``delta`` and return :meth:`novel` of it (computed in the same pass)."""
+        """Merge ``delta`` and return :meth:`novel` of it (computed in the same pass).
+
+        If every entry of ``delta`` is new here, the novel part is ``delta`` itself (do not
+        change it afterwards).
+        """
         if type(delta) is not GCounter:
             self._check_same(delta)
-        return _gcounter_or_none(_vv_join_novel(self._p, delta._p))
+        fresh = _vv_join_novel(self._p, delta._p)
+        if len(fresh) == len(delta._p):
+            return delta if fresh else None
+        return _gcounter_or_none(fresh)
 
     def copy(self) -> GCounter:
         new = GCounter.__new__(GCounter)
@@ -169,6 +197,26 @@ class GCounter(Crdt):
         new = cls.__new__(cls)
         new._p = _vv_from_json(obj)
         return new
+
+    @classmethod
+    def from_json_many(cls, states: list[Any]) -> list[GCounter] | None:
+        """Decode many freshly parsed states at once (a received group); None if any fails
+        the bulk checks (then decode them one by one with :meth:`from_json`).
+
+        The result takes ownership of the parsed dicts: pass objects nothing else holds.
+        """
+        if cls is not GCounter:
+            return None  # a subclass decodes its own way
+        if not states:
+            return []
+        if not _vvs_ok(tuple(states)):
+            return None
+        out = []
+        for p in states:
+            new = _new(GCounter)
+            new._p = p
+            out.append(new)
+        return out
 
 
 def _gcounter_or_none(entries: dict[str, int]) -> GCounter | None:
@@ -232,8 +280,20 @@ class PNCounter(Crdt):
     def merge(self, other: Any) -> None:
         if type(other) is not PNCounter:
             self._check_same(other)
-        _vv_merge(self._p, other._p)
-        _vv_merge(self._n, other._n)
+        theirs = other._p  # _vv_merge inlined: one call per key of a sync interval
+        if theirs:
+            mine = self._p
+            get = mine.get
+            for r, c in theirs.items():
+                if c > get(r, 0):
+                    mine[r] = c
+        theirs = other._n
+        if theirs:
+            mine = self._n
+            get = mine.get
+            for r, c in theirs.items():
+                if c > get(r, 0):
+                    mine[r] = c
 
     def novel(self, delta: Any) -> PNCounter | None:
         if type(delta) is not PNCounter:
@@ -242,19 +302,61 @@ class PNCounter(Crdt):
 
     @classmethod
     def join_all(cls, values: list[PNCounter]) -> PNCounter:
-        """Return the join of ``values`` (all PNCounters) as a new value, in one pass."""
+        """Return the join of ``values`` (all PNCounters) as a new value, in one pass.
+
+        The loops of :func:`_vv_join_all` inlined: a sync interval joins one call per key.
+        """
+        p: dict[str, int] = {}
+        n: dict[str, int] = {}
+        pget, nget = p.get, n.get
+        for v in values:
+            for r, c in v._p.items():
+                if c > pget(r, 0):
+                    p[r] = c
+            if v._n:
+                for r, c in v._n.items():
+                    if c > nget(r, 0):
+                        n[r] = c
         out = _new(PNCounter)
-        out._p = _vv_join_all([v._p for v in values])
-        negative = [v._n for v in values if v._n]
-        out._n = _vv_join_all(negative) if negative else {}
+        out._p, out._n = p, n
         return out
 
     def join_novel(self, delta: Any) -> PNCounter | None:
-        """Merge ``delta`` and return :meth:`novel` of it (computed in the same pass)."""
+        """Merge ``delta`` and return :meth:`novel` of it (computed in the same pass).
+
+        If every entry of ``delta`` is new here (the usual case), the novel part is
+        ``delta`` itself, as for the other types: do not change it afterwards. One call per
+        received key, so the loops are inlined; stale entries are listed only if there are.
+        """
         if type(delta) is not PNCounter:
             self._check_same(delta)
-        return _pncounter_or_none(_vv_join_novel(self._p, delta._p),
-                                  _vv_join_novel(self._n, delta._n))
+        stale_p: list[str] | None = None
+        theirs = delta._p
+        if theirs:
+            mine = self._p
+            get = mine.get
+            for r, c in theirs.items():
+                if c > get(r, 0):
+                    mine[r] = c
+                elif stale_p is None:
+                    stale_p = [r]
+                else:
+                    stale_p.append(r)
+        stale_n: list[str] | None = None
+        theirs = delta._n
+        if theirs:
+            mine = self._n
+            get = mine.get
+            for r, c in theirs.items():
+                if c > get(r, 0):
+                    mine[r] = c
+                elif stale_n is None:
+                    stale_n = [r]
+                else:
+                    stale_n.append(r)
+        if stale_p is None and stale_n is None:
+            return delta if delta._p or delta._n else None
+        return _pncounter_or_none(_without(delta._p, stale_p), _without(delta._n, stale_n))
 
     def copy(self) -> PNCounter:
         new = _new(PNCounter)
@@ -283,6 +385,36 @@ class PNCounter(Crdt):
         new._p = _vv_from_json(obj[0])
         new._n = _vv_from_json(obj[1])
         return new
+
+    @classmethod
+    def from_json_many(cls, states: list[Any]) -> list[PNCounter] | None:
+        """Decode many freshly parsed states at once (a received group); None if any fails
+        the bulk checks (then decode them one by one with :meth:`from_json`).
+
+        The result takes ownership of the parsed dicts: pass objects nothing else holds.
+        """
+        if cls is not PNCounter:
+            return None  # a subclass decodes its own way
+        if not states:
+            return []
+        if set(map(type, states)) != {list} or set(map(len, states)) != {2}:
+            return None
+        ps, ns = zip(*states, strict=True)
+        if not _vvs_ok(ps + ns):
+            return None
+        out = []
+        for p, n in zip(ps, ns, strict=True):
+            new = _new(PNCounter)
+            new._p, new._n = p, n
+            out.append(new)
+        return out
+
+
+def _without(entries: dict[str, int], stale: list[str] | None) -> dict[str, int]:
+    """Return a copy of ``entries`` without the replicas in ``stale``."""
+    if not stale:
+        return dict(entries)
+    return {r: n for r, n in entries.items() if r not in stale}
 
 
 def _pncounter_or_none(p: dict[str, int], n: dict[str, int]) -> PNCounter | None:
