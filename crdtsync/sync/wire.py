@@ -31,7 +31,6 @@ from crdtsync.codec import (
     MAX_KEY_LEN,
     MAX_REPLICA_LEN,
     dumps,
-    from_envelope,
     group_from_json,
     parse_json,
 )
@@ -49,7 +48,6 @@ from crdtsync.sync.messages import (
     Refuse,
     States,
 )
-from crdtsync.types.base import REGISTRY
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -74,72 +72,6 @@ _HEX = frozenset("0123456789abcdef")
 def _group_json(group: Group) -> list[Any]:
     """Return the JSON form :func:`crdtsync.codec.encode_group` serializes."""
     return [[k, [group[k].TYPE, FORMAT_VERSION, group[k].to_json()]] for k in sorted(group)]
-
-
-def _group(obj: Any) -> Group:
-    """Decode a parsed group: in bulk if it passes the bulk checks, else item by item
-    (:func:`crdtsync.codec.group_from_json`, which raises the precise DecodeError)."""
-    group = _bulk_group(obj)
-    return group_from_json(obj) if group is None else group
-
-
-def _bulk_group(obj: Any) -> Group | None:
-    """Return the group of parsed ``[[key, envelope], ...]`` if every check passes in bulk.
-
-    None: something is unusual (a bad or non-ASCII key, a bad envelope or state); then
-    :func:`crdtsync.codec.group_from_json` decodes it item by item. What this accepts,
-    that one accepts too, with the same result. Types with a ``from_json_many`` class
-    method (counters) decode all their states in one call.
-    """
-    if type(obj) is not list:
-        return None
-    if not obj:
-        return {}
-    if set(map(type, obj)) != {list} or set(map(len, obj)) != {2}:
-        return None
-    keys, envs = zip(*obj, strict=True)
-    if set(map(type, keys)) != {str} or len(set(keys)) != len(keys):
-        return None
-    sizes = set(map(len, keys))
-    if min(sizes) < 1 or max(sizes) > MAX_KEY_LEN or not "".join(keys).isascii():
-        return None
-    if set(map(type, envs)) != {list} or set(map(len, envs)) != {3}:
-        return None
-    tags, versions, states = zip(*envs, strict=True)
-    if set(map(type, versions)) != {int} or set(versions) != {FORMAT_VERSION}:
-        return None
-    if set(map(type, tags)) != {str}:
-        return None
-    kinds = set(tags)
-    if len(kinds) == 1:
-        values = _values_of(tags[0], list(states), envs)
-    else:
-        values = [None] * len(envs)
-        for tag in kinds:
-            where = [i for i, t in enumerate(tags) if t == tag]
-            some = _values_of(tag, [states[i] for i in where], [envs[i] for i in where])
-            if some is None:
-                return None
-            for i, x in zip(where, some, strict=True):
-                values[i] = x
-    return None if values is None else dict(zip(keys, values, strict=True))
-
-
-def _values_of(tag: Any, states: list[Any], envs: Any) -> list[Any] | None:
-    """Decode the states of one type tag (None: decode the group item by item instead)."""
-    cls = REGISTRY.get(tag) if type(tag) is str else None
-    if cls is None:
-        return None
-    many = getattr(cls, "from_json_many", None)
-    if many is not None:
-        try:
-            return many(states)  # type: ignore[no-any-return]
-        except (ValueError, TypeError, KeyError, RecursionError):
-            return None
-    try:
-        return [from_envelope(env) for env in envs]
-    except DecodeError:
-        return None
 
 
 # -- field kinds: (to JSON, from JSON raising ValueError/TypeError/DecodeError) -------------
@@ -217,7 +149,7 @@ _KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "hashes": (list, _hashes),
     "ints": (list, _ints),
     "pairs": (lambda ps: [list(p) for p in ps], _pairs),
-    "group": (_group_json, _group),
+    "group": (_group_json, group_from_json),
 }
 
 _SCHEMA: dict[str, tuple[type[Any], dict[str, str]]] = {

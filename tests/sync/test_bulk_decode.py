@@ -1,10 +1,10 @@
-"""The wire codec's bulk group decoder agrees with the item-by-item one.
+"""The codec's bulk group decoder agrees with the item-by-item one.
 
-:func:`crdtsync.sync.wire._group` decodes a received group in bulk (one pass per check over
-the whole group; counters through ``from_json_many``) and falls back to
-:func:`crdtsync.codec.group_from_json` on anything unusual. Here both run on random groups,
-mostly valid with random defects, and must give the same group (same keys, order, values)
-or the same error (type and message).
+:func:`crdtsync.codec.group_from_json` decodes a group (received, or read from the delta
+log) in bulk: one pass per check over the whole group, counters through
+``from_json_many``; on anything unusual it falls back to the item-by-item ``_group_items``.
+Here both run on random groups, mostly valid with random defects, and must give the same
+group (same keys, order, values) or the same error (type and message).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crdtsync.codec import MAX_INT, group_from_json
+from crdtsync.codec import MAX_INT, _bulk_group, _group_items, group_from_json
 from crdtsync.sync.messages import Delta
-from crdtsync.sync.wire import _bulk_group, _group, _group_json, decode_message, encode_message
+from crdtsync.sync.wire import _group_json, decode_message, encode_message
 from crdtsync.types import AWORSet, GCounter, LWWRegister, PNCounter
 
 REPLICAS = ["us.00000001", "eu.00000002", "ap.00000003"]
@@ -123,7 +123,7 @@ def test_bulk_group_decoding_equals_item_by_item(seed: int, n: int, defects: int
     obj = orjson.loads(orjson.dumps(_group_json(group)))
     for _ in range(defects):
         _defect(rng, obj)
-    bulk, ref = _outcome(_group, obj), _outcome(group_from_json, obj)
+    bulk, ref = _outcome(group_from_json, obj), _outcome(_group_items, obj)
     assert bulk == ref
     if not defects:
         assert _bulk_group(copy.deepcopy(obj)) is not None  # the bulk path took it
