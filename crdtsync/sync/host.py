@@ -61,9 +61,12 @@ class SyncConfig:
       has not acked; that peer then catches up from state;
     - ``retransmit_after``: seconds without progress before unacked data, a handshake or a
       catch-up is sent again;
-    - ``window``: most unacked Delta messages in flight per peer (default 2). Entries logged
+    - ``window``: most unacked Delta messages in flight per peer (default 1). Entries logged
       while the window is full wait and leave as one joined interval on the next ack, so a
       busy replica sends fewer, larger deltas (a counter's later totals replace earlier ones).
+      Under sustained writes a larger window sends sooner (an entry waits for a free slot,
+      at most a round trip plus the receiver's commit) at the cost of more, smaller
+      messages: on W4 and W5 a window of 2 took 14-20% more time and 40% more bytes.
     """
 
     replica: str
@@ -74,7 +77,7 @@ class SyncConfig:
     max_log_entries: int = 100_000
     max_log_bytes: int = 256 << 20
     retransmit_after: float = 5.0
-    window: int = 2
+    window: int = 1
 
     def __post_init__(self) -> None:
         for name in ("replica", "cluster"):
