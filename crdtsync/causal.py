@@ -30,6 +30,8 @@ the index (:func:`seen_dots`), or by scanning ``s1`` when that is cheaper.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any, TypeAlias
 
 __all__ = [
@@ -108,6 +110,24 @@ class CausalContext:
             ctx._add_seqs(replica, seqs)
         return ctx
 
+    @classmethod
+    def of_parts(cls, *parts: Iterable[Dot]) -> CausalContext:
+        """Return a new context holding the dots of every part (collections of dots)."""
+        ctx = cls.__new__(cls)
+        ctx.vv = {}
+        ctx.cloud = {}
+        grouped: dict[str, set[int]] = {}
+        for part in parts:
+            for replica, seqs in _by_replica(part).items():
+                have = grouped.get(replica)
+                if have is None:
+                    grouped[replica] = seqs
+                else:
+                    have.update(seqs)
+        for replica, seqs in grouped.items():
+            ctx._add_seqs(replica, seqs)
+        return ctx
+
     def copy(self) -> CausalContext:
         """Return an independent copy."""
         new = CausalContext()
@@ -163,8 +183,13 @@ class CausalContext:
 
     def seen(self, dots: Iterable[Dot]) -> set[Dot]:
         """Return the dots of ``dots`` that the context holds (one pass, no call per dot)."""
+        if type(dots) not in _COLLECTIONS and type(dots) is not dict:
+            dots = list(dots)
         get = self.vv.get
         cloud = self.cloud
+        replicas = set(map(_replica_of, dots))  # a pass in C: often none of them is here
+        if replicas.isdisjoint(self.vv) and replicas.isdisjoint(cloud):
+            return set()
         if not cloud:
             return {d for d in dots if d[1] <= get(d[0], 0)}
         return {d for d in dots if d[1] <= get(d[0], 0) or d[1] in cloud.get(d[0], ())}
@@ -234,6 +259,18 @@ class CausalContext:
         return [dict(sorted(self.vv.items())),
                 [[r, s] for r in sorted(cloud) for s in sorted(cloud[r])]]
 
+    def log_json(self) -> list[Any]:
+        """Return the form of :meth:`to_json` with the cloud unsorted (for the delta log).
+
+        :meth:`from_json` reads it back to an equal context; its bytes depend on the order
+        of the cloud's sets, so digests and the wire use :meth:`to_json`.
+        """
+        cloud = self.cloud
+        if not cloud:
+            return [dict(self.vv), []]
+        return [dict(self.vv),  # tuples encode as JSON arrays: (replica, seq) as [replica, seq]
+                list(chain.from_iterable(zip(repeat(r), seqs) for r, seqs in cloud.items()))]
+
     @classmethod
     def from_json(cls, obj: Any) -> CausalContext:
         """Build a context from its JSON form; raise ValueError on a bad shape."""
@@ -254,14 +291,18 @@ class CausalContext:
         return ctx
 
 
-_COLLECTIONS = (list, tuple, set, frozenset)
+_COLLECTIONS: tuple[type, ...] = (list, tuple, set, frozenset, type({}.keys()), type({}.values()))
+_replica_of = itemgetter(0)
+_seq_of = itemgetter(1)
 
 
 def _by_replica(dots: Iterable[Dot]) -> dict[str, set[int]]:
     """Group dots by replica: ``{replica: {seq, ...}}`` (few replicas: a pass for each)."""
     if type(dots) not in _COLLECTIONS:
         dots = list(dots)
-    replicas = {r for r, _ in dots}
+    replicas = set(map(_replica_of, dots))
+    if len(replicas) == 1:  # the usual case: one pass in C
+        return {replicas.pop(): set(map(_seq_of, dots))}
     if len(replicas) <= 3:
         return {r: {s for q, s in dots if q == r} for r in replicas}
     out: dict[str, set[int]] = {}
@@ -433,6 +474,13 @@ def _map_join(m1: DotMap, c1: CausalContext, m2: DotMap, c2: CausalContext,
                 if gone:
                     del entries[key]
                     owner.pop(store_dots(mine)[0], None)  # type: ignore[index]
+                continue
+            if type(theirs) is tuple and not gone:  # one dot each, mine stays: a concurrent
+                dot = theirs if len(theirs) == 2 else theirs[:2]  # write (store_join's result)
+                if dot not in c1:
+                    entries[key] = ({mine, theirs} if len(mine) == 2
+                                    else {mine[:2]: mine[2], dot: theirs[2]})
+                    owner[dot] = key
                 continue
         elif theirs is None:
             theirs = empty_like(mine)

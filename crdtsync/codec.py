@@ -438,24 +438,26 @@ def dotsets_from_json(obj: Any) -> DotMap | None:
     if set(map(type, obj)) != {list} or set(map(len, obj)) != {2}:
         return None
     keys, lists = zip(*obj, strict=True)
-    if (set(map(type, lists)) != {list} or not _bulk_elements_ok(keys)
-            or len(set(keys)) != len(keys)):
+    if set(map(type, lists)) != {list} or not _bulk_elements_ok(keys):
         return None
     sizes = list(map(len, lists))
     if min(sizes) == 0:
         return None
     dots = _bulk_dots(list(chain.from_iterable(lists)))
-    if dots is None or len(set(dots)) != len(dots):
+    if dots is None:
         return None
     if len(dots) == len(keys):  # one dot per element, the usual case: all compact
         dm.entries = dict(zip(keys, dots, strict=True))
         dm.owner = dict(zip(dots, keys, strict=True))
-        return dm
-    it = iter(dots)
-    dm.entries = {k: next(it) if n == 1 else set(islice(it, n))
-                  for k, n in zip(keys, sizes, strict=True)}
-    dm.owner = dict(zip(dots, chain.from_iterable(
-        repeat(k, n) for k, n in zip(keys, sizes, strict=True)), strict=True))
+    else:
+        it = iter(dots)
+        dm.entries = {k: next(it) if n == 1 else set(islice(it, n))
+                      for k, n in zip(keys, sizes, strict=True)}
+        dm.owner = dict(zip(dots, chain.from_iterable(
+            repeat(k, n) for k, n in zip(keys, sizes, strict=True)), strict=True))
+    # the dicts are smaller than their inputs if an element or a dot appears twice
+    if len(dm.entries) != len(keys) or len(dm.owner) != len(dots):
+        return None
     return dm
 
 

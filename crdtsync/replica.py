@@ -64,10 +64,11 @@ class Committed:
 
 def _log_blob(group: dict[str, Crdt]) -> bytes:
     """Encode a group for the delta log: :func:`~crdtsync.codec.encode_group`'s format in
-    the group's own (deterministic, first-write) order, which saves sorting the keys;
-    :func:`~crdtsync.codec.decode_group` reads either order."""
+    the group's own (deterministic, first-write) order, which saves sorting the keys, and
+    each value in its log form (:meth:`~crdtsync.types.Crdt.log_json`: OR-sets unsorted);
+    :func:`~crdtsync.codec.decode_group` reads any order."""
     v = FORMAT_VERSION
-    return dumps([(k, (x.TYPE, v, x.to_json())) for k, x in group.items()])  # tuples: faster
+    return dumps([(k, (x.TYPE, v, x.log_json())) for k, x in group.items()])  # tuples: faster
 
 
 class Replica(CachedHandles, Background):
@@ -121,8 +122,8 @@ class Replica(CachedHandles, Background):
         self._local: dict[str, Crdt] = {}
         # counters changed by the fast path since the commit (a dict: first-write order)
         self._counted: dict[str, None] = {}
-        # sets changed by the fast path since the commit: key -> (dots made or cleared, elements)
-        self._stamped: dict[str, tuple[list[Any], set[Any]]] = {}
+        # sets changed by the fast path since the commit: key -> ({element: last entry}, cleared)
+        self._stamped: dict[str, tuple[dict[Any, Any], set[Any]]] = {}
         self._write_ticket: Write | None = None
         self._init_handles()
         self._assigned: dict[str, None] = {}  # registers written by the fast path, likewise
@@ -299,9 +300,9 @@ class Replica(CachedHandles, Background):
     def _set_op(self, key: str, kind: type[Crdt], element: Any, remove: bool) -> Write:
         """Fast path of a local set write: stamp the element in place, remember its dots.
 
-        The key's delta is built once per commit (:meth:`AWORSet.delta_for`) from what each
-        write left under its element and the dots cleared, equal to the join of the writes'
-        deltas.
+        The key's delta is built once per commit (:meth:`AWORSet.delta_for`) from what the
+        last write left under each element and the dots cleared, equal to the join of the
+        writes' deltas.
         """
         x = self._data.get(key)
         if type(x) is kind and self._writable:
@@ -314,8 +315,8 @@ class Replica(CachedHandles, Background):
                 entry = (*dot, not remove)
             acc = self._stamped.get(key)  # after the checks above: nothing is kept on error
             if acc is None:
-                acc = self._stamped[key] = ([], set())
-            acc[0].extend((element, entry))  # [element, entry, ...]: see AWORSet.delta_for
+                acc = self._stamped[key] = ({}, set())
+            acc[0][element] = entry  # {element: its last entry}: see AWORSet.delta_for
             if old:
                 acc[1].update(old)
             self._pending_ops += 1
@@ -343,8 +344,8 @@ class Replica(CachedHandles, Background):
             local.update(register_copies(self._data, self._assigned))
             self._assigned = {}
         if self._stamped:
-            for key, (written, cleared) in self._stamped.items():
-                delta = self._data[key].delta_for(written, cleared)  # type: ignore[attr-defined]
+            for key, (final, cleared) in self._stamped.items():
+                delta = self._data[key].delta_for(final, cleared)  # type: ignore[attr-defined]
                 if key in local:
                     local[key].merge(delta)
                 else:

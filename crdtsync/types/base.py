@@ -94,6 +94,15 @@ class Crdt:
         """Return the canonical JSON form of the state (see :mod:`crdtsync.codec`)."""
         raise NotImplementedError
 
+    def log_json(self) -> Any:
+        """Return a JSON form for the replica's delta log: one that decodes to this value.
+
+        :meth:`to_json` unless a type has a cheaper form (the OR-sets skip sorting); only
+        the canonical :meth:`to_json` may be hashed or compared as bytes. Types whose
+        canonical form costs nothing extra alias it (``log_json = to_json``).
+        """
+        return self.to_json()
+
     @classmethod
     def from_json(cls: type[T], obj: Any) -> T:
         """Build a value from its JSON form; raise ValueError/TypeError on bad input."""

@@ -144,6 +144,8 @@ class LWWRegister(Crdt):
     def to_json(self) -> Any:
         return None if self._ts < 0 else [self._ts, self._rid, self._val]
 
+    log_json = to_json  # the canonical form is also the cheapest
+
     @classmethod
     def from_json(cls, obj: Any) -> LWWRegister:
         new = cls()

@@ -19,7 +19,8 @@ several dots only after joining concurrent writes; a later local write makes it 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from itertools import chain, repeat
 from typing import Any
 
 from crdtsync.causal import CausalContext, Dot, DotMap, compact
@@ -115,31 +116,72 @@ class _ORSet(CausalCrdt):
         old = self._unstamp(element)
         return self._delta(DotMap(), CausalContext.of(old) if old else CausalContext())
 
-    def delta_for(self, written: list[Any], cleared: Iterable[Dot]) -> Any:
+    def delta_for(self, final: dict[Any, Any], cleared: set[Dot]) -> Any:
         """Return the join of the deltas of several writes, built once (per commit).
 
-        ``written`` lists ``element, entry`` for each write, flat and in write order: the
-        compact entry the write left under the element (the new dot of an AWORSet add,
-        ``(replica, seq, flag)`` for an RWORSet write) or None (an AWORSet remove). ``cleared``
-        holds the dots that the writes replaced or removed.
+        ``final`` maps each element written to the compact entry its last write left under
+        it (the new dot of an AWORSet add, ``(replica, seq, flag)`` for an RWORSet write) or
+        None (an AWORSet remove). ``cleared`` holds the dots that the writes replaced or
+        removed. The context is these dots and ``cleared``: every dot a write made is either
+        its element's final entry or was replaced by a later write, so it is in ``cleared``
+        (or, if a write outside the fast path replaced it, in the context of that write's
+        delta, which the caller joins with this one). ``final`` becomes the delta's store.
         """
-        final = dict(zip(written[::2], written[1::2], strict=True))  # each element's last
-        made = written[1::2]
         if self._FLAGGED:
             entries = final
-            owner = {entry[:2]: e for e, entry in final.items()}
-            made = [entry[:2] for entry in made]
+            dots: Any = [entry[:2] for entry in final.values()]
         else:
-            if None in made:
+            entries = final
+            if None in final.values():
                 entries = {e: dot for e, dot in final.items() if dot is not None}
-                made = [dot for dot in made if dot is not None]
-            else:
-                entries = final
-            owner = {dot: e for e, dot in entries.items()}
+            dots = entries.values()
         dstore = DotMap.__new__(DotMap)
         dstore.entries = entries
-        dstore.owner = owner
-        return self._delta(dstore, CausalContext.of([*made, *cleared]))
+        dstore.owner = dict(zip(dots, entries, strict=True))
+        return self._delta(dstore, CausalContext.of_parts(dots, cleared))
+
+    def log_json(self) -> Any:
+        """Return the JSON form of :meth:`to_json` with its elements and dots unsorted.
+
+        For the delta log only: :func:`~crdtsync.codec.decode` reads it back to the same
+        value (decoding accepts any order), but its bytes depend on the order of the dicts;
+        :meth:`to_json` (digests, hashes, the wire) sorts. Entries of several dots (rare)
+        are sorted as :meth:`to_json` does.
+        """
+        store = self._store
+        entries = store.entries
+        if len(store.owner) == len(entries) and set(map(type, entries.values())) == {tuple}:
+            # every entry compact: [(element, (entry,)), ...], built in C
+            return [list(zip(entries, zip(entries.values()), strict=True)), self._ctx.log_json()]
+        return [self._store_to_json(store), self._ctx.log_json()]
+
+    @classmethod
+    def join_all(cls, values: list[Any]) -> Any:
+        """Return the join of ``values`` (two or more sets of this type) as a new set.
+
+        An AWORSet's values whose contexts hold few dots beyond their stores (deltas, as a
+        sync interval joins them) are joined in one pass (:func:`_join_dots`); others are
+        merged one by one.
+        """
+        if cls._FLAGGED or sum(len(v._ctx) for v in values) > 2 * sum(
+                len(v._store.owner) for v in values) + 64:
+            return super().join_all(values)
+        owner, ctx = _join_dots(values)
+        entries = dict(zip(owner.values(), owner, strict=True))  # element -> its dot, if it has one
+        if len(entries) != len(owner):  # some element holds several dots
+            entries = {}
+            for dot, element in owner.items():
+                held = entries.get(element)
+                if held is None:
+                    entries[element] = dot
+                elif type(held) is tuple:
+                    entries[element] = {held, dot}
+                else:
+                    held.add(dot)
+        store = DotMap.__new__(DotMap)
+        store.entries = entries
+        store.owner = owner
+        return cls._view(store, ctx)
 
     def __iter__(self) -> Iterator[str | int]:
         return iter(self.value)
@@ -157,6 +199,43 @@ class _ORSet(CausalCrdt):
     @classmethod
     def _nested_from_json(cls, item: Any) -> Any:
         raise NotImplementedError
+
+
+def _compact_json(entries: dict[Any, Any]) -> list[Any]:
+    """``[(element, (entry,)), ...]`` sorted by element (:func:`sorted_items`' order), for
+    entries that are all compact; tuples encode as JSON arrays, so an entry is written as
+    it is held."""
+    try:
+        keys = sorted(entries)  # one type of element: sorted directly
+    except TypeError:  # ints and strs: ints first
+        keys = [e for e, _ in sorted_items(entries)]
+    return list(zip(keys, zip(map(entries.__getitem__, keys)), strict=True))
+
+
+def _join_dots(values: list[Any]) -> tuple[dict[Dot, Any], CausalContext]:
+    """The index (dot -> element) and the context of the join of several OR-set states.
+
+    A dot is in the join if a store holds it and every context that has seen it is of a
+    store that holds it (Almeida et al. §5.2): the union of the stores less the dots some
+    context has seen that its own store does not hold. Costs the sum of the contexts' sizes.
+    """
+    owner: dict[Dot, Any] = {}
+    every: set[Dot] = set()  # the dots of every context
+    gone: set[Dot] = set()
+    for v in values:
+        held = v._store.owner
+        owner.update(held)
+        ctx = v._ctx
+        seen = set(chain.from_iterable(zip(repeat(r), range(1, top + 1))
+                                       for r, top in ctx.vv.items()))
+        seen.update(chain.from_iterable(zip(repeat(r), extra) for r, extra in ctx.cloud.items()))
+        every |= seen
+        seen.difference_update(held)
+        gone |= seen
+    if gone:
+        for dot in gone.intersection(owner):
+            del owner[dot]
+    return owner, CausalContext.of_parts(every)
 
 
 @register
@@ -191,11 +270,10 @@ class AWORSet(_ORSet):
         # Tuples encode as JSON arrays: a compact entry, the dot (replica, seq), is written
         # as it is held.
         entries = store.entries
-        items = sorted_items(entries)
-        if len(store.owner) == len(items) and set(map(type, entries.values())) == {tuple}:
-            return [(e, (dot,)) for e, dot in items]  # every entry compact, the usual case
+        if len(store.owner) == len(entries) and set(map(type, entries.values())) == {tuple}:
+            return _compact_json(entries)  # every entry compact, the usual case
         return [(e, (dots,) if type(dots) is tuple else sorted_dots(dots))
-                for e, dots in items]
+                for e, dots in sorted_items(entries)]
 
     @classmethod
     def _store_from_json(cls, obj: Any, depth: int) -> DotMap:
@@ -237,11 +315,10 @@ class RWORSet(_ORSet):
         # Tuples encode as JSON arrays: a compact entry, (replica, seq, flag), is written
         # as it is held.
         entries = store.entries
-        items = sorted_items(entries)
-        if len(store.owner) == len(items) and set(map(type, entries.values())) == {tuple}:
-            return [(e, (fun,)) for e, fun in items]  # every entry compact, the usual case
+        if len(store.owner) == len(entries) and set(map(type, entries.values())) == {tuple}:
+            return _compact_json(entries)  # every entry compact, the usual case
         return [(e, (fun,) if type(fun) is tuple else
-                 [[r, s, fun[(r, s)]] for r, s in sorted(fun)]) for e, fun in items]
+                 [[r, s, fun[(r, s)]] for r, s in sorted(fun)]) for e, fun in sorted_items(entries)]
 
     @classmethod
     def _nested_from_json(cls, item: Any) -> Any:
