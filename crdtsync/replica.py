@@ -86,7 +86,7 @@ class Replica(CachedHandles, Background):
     - ``clock``: physical time source in ms (default wall clock), fed to the replica's HLC.
     - ``follower``: a read-only replica; local writes raise LocalError.
     - ``checkpoint_entries`` (default 10,000): most delta-log entries between checkpoints,
-      and ``checkpoint_bytes`` (default 16 MiB): log bytes after which a checkpoint is due
+      and ``checkpoint_bytes`` (default 8 MiB): log bytes after which a checkpoint is due
       (or after twice the keyspace's encoded size, if larger); both bound the replay after a
       crash (see :mod:`crdtsync.keystore`);
       ``max_log_entries`` (default 100,000): most entries kept for peers.

@@ -236,7 +236,7 @@ def test_checkpoints_bound_replay_and_trim_the_log(tmp_path: Path) -> None:
 
 
 def test_checkpoint_bytes_sets_when_a_checkpoint_is_due(tmp_path: Path) -> None:
-    """With a small byte bound checkpoints follow the log's size; the default 16 MiB makes
+    """With a small byte bound checkpoints follow the log's size; the default (8 MiB) makes
     none over the same (small) run; both reopen to the same state."""
     expect = {}
     for label, options in (("small", {"checkpoint_bytes": 2_000}), ("default", {})):
