@@ -86,9 +86,10 @@ class PeerSender:
     def flush(self, now: float, *, force: bool) -> list[Message]:
         """Send the entries above ``sent``, window permitting.
 
-        Without ``force``, a tail made only of entries from this peer (nothing to send, BP)
-        waits for :meth:`tick`, which sends it as an empty interval so the peer's cursor,
-        and so trimming, moves on.
+        A range made only of entries from this peer (nothing to send, BP) leaves at once as
+        an empty interval outside the window, so the peer's cursor, and so trimming, moves
+        on without holding back the next interval; ``force`` (from :meth:`tick`) sends it
+        inside the window, retransmitted like any interval.
         """
         log = self._log
         if not self.connected or self.catchup is not None or self.sent >= log.last_seq:
@@ -99,7 +100,14 @@ class PeerSender:
         while self.sent < log.last_seq and len(self.inflight) < self._config.window:
             end, group = log.collect(self.sent + 1, self.peer, self._config.max_message_bytes)
             if not group and not force:
-                break
+                # Only this peer's own entries (BP): say so at once, outside the window, so
+                # its ack lets the log trim them. A lost one shows as a gap at the next
+                # Delta, or is sent again by tick() once acks stall.
+                if not self.inflight and self.acked == self.sent:
+                    self.progress_at = now
+                out.append(Delta(self.sent + 1, end, group))
+                self.sent = end
+                continue
             if not self.inflight:
                 self.progress_at = now
             out.append(Delta(self.sent + 1, end, group))
@@ -147,8 +155,8 @@ class PeerSender:
         stalled = now - self.progress_at >= self._config.retransmit_after
         if self.catchup is not None:
             return self._start_catchup(now) if stalled else []
-        if self.inflight and stalled:
-            self.sent = self.acked
+        if (self.inflight or self.acked < self.sent) and stalled:
+            self.sent = self.acked  # unacked intervals (in the window or not) go again
             self.inflight = []
         return self.flush(now, force=True)
 

@@ -117,7 +117,8 @@ def test_accept_tells_what_was_received_so_sender_needs_no_ack_bookkeeping() -> 
 
 
 def _deltas_after_reconnect(c: Cluster, entries: int) -> list[Delta]:
-    """Log ``entries`` increments at r0 while it is cut from r1, reconnect, return the Deltas."""
+    """Log ``entries`` increments at r0 while it is cut from r1, reconnect, return the
+    Deltas r0 sent (r1 answers what it logged of them with an empty interval)."""
     c.close(c.pair_link[frozenset(("r0", "r1"))])
     for i in range(entries):
         inc(c, "r0", f"g{i}")
@@ -125,7 +126,7 @@ def _deltas_after_reconnect(c: Cluster, entries: int) -> list[Delta]:
     sent = _sent_log(c)
     c.connect_all()
     c.pump()
-    return [m for _, m in sent if isinstance(m, Delta)]
+    return [m for rid, m in sent if isinstance(m, Delta) and rid == "r0"]
 
 
 def test_entries_logged_while_disconnected_go_as_one_interval() -> None:
@@ -172,11 +173,12 @@ def test_an_ack_trims_at_once() -> None:
     engine = c.hosts["r0"].engine
     assert engine.log_size()[0] == 1
     c.deliver(next(i for i, (_, dst, _) in enumerate(c.inflight) if dst == "r1"))
-    c.commit("r1")  # durable at r1: it acks
-    (i,) = [i for i, (_, dst, _) in enumerate(c.inflight) if dst == "r0"]
-    lid, _, payload = c.inflight.pop(i)
-    ack = decode_message(payload) if c.codec else payload
-    assert isinstance(ack, Ack) and ack.upto == 1
+    c.commit("r1")  # durable at r1: it acks (and says it has nothing for r0)
+    to_r0 = [(i, decode_message(p) if c.codec else p)
+             for i, (_, dst, p) in enumerate(c.inflight) if dst == "r0"]
+    ((i, ack),) = [(i, m) for i, m in to_r0 if isinstance(m, Ack)]
+    lid, _, _ = c.inflight.pop(i)
+    assert ack.upto == 1
     out = engine.receive(lid, ack, c.now)
     assert Trim(1) in out and engine.log_size() == (0, 0)
 
@@ -306,7 +308,28 @@ def test_rr_only_the_novel_part_is_logged_and_forwarded() -> None:
     c.pump()
     # r1 and r2 got it from r0 and from each other: each logged it once, then no more.
     for rid in ("r1", "r2"):
-        assert [o for o, _ in c.hosts[rid].dlog.values()] == ["r0"]
+        assert c.hosts[rid].dlast == 1
+        assert all(o == "r0" for o, _ in c.hosts[rid].dlog.values())
+
+
+def test_entries_from_the_only_peer_are_trimmed_without_waiting_for_a_tick() -> None:
+    """r1 logs what it applies from r0 but has nothing to send r0 for it: it says so at
+    once with an empty interval outside the window, r0 acks, and r1's log trims; r1's own
+    next write still leaves at once (the window was not taken)."""
+    c = cluster()
+    c.pump()
+    for _ in range(3):
+        inc(c, "r0")
+        c.commit("r0")
+        c.pump()  # no tick runs here
+    r1 = c.hosts["r1"]
+    assert r1.dlast == 3 and not r1.dlog and r1.engine.log_size() == (0, 0)
+    assert c.hosts["r0"].engine.status()["r1"].received == 3
+    inc(c, "r1", by=2)
+    c.commit("r1")
+    assert [(m.start, m.end, len(m.group)) for m in of(c, Delta, "r0")] == [(4, 4, 1)]
+    c.pump()
+    assert value(c, "r0") == value(c, "r1") == 5
 
 
 def test_forwarding_reaches_a_replica_through_a_third() -> None:
