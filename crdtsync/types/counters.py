@@ -327,35 +327,13 @@ class PNCounter(Crdt):
         """Merge ``delta`` and return :meth:`novel` of it (computed in the same pass).
 
         If every entry of ``delta`` is new here (the usual case), the novel part is
-        ``delta`` itself, as for the other types: do not change it afterwards. One call per
-        received key, so the loops are inlined; stale entries are listed only if there are.
+        ``delta`` itself, as for the other types: do not change it afterwards. Stale entries
+        are listed only if there are some.
         """
         if type(delta) is not PNCounter:
             self._check_same(delta)
-        stale_p: list[str] | None = None
-        theirs = delta._p
-        if theirs:
-            mine = self._p
-            get = mine.get
-            for r, c in theirs.items():
-                if c > get(r, 0):
-                    mine[r] = c
-                elif stale_p is None:
-                    stale_p = [r]
-                else:
-                    stale_p.append(r)
-        stale_n: list[str] | None = None
-        theirs = delta._n
-        if theirs:
-            mine = self._n
-            get = mine.get
-            for r, c in theirs.items():
-                if c > get(r, 0):
-                    mine[r] = c
-                elif stale_n is None:
-                    stale_n = [r]
-                else:
-                    stale_n.append(r)
+        stale_p = _join_stale(self._p, delta._p) if delta._p else None
+        stale_n = _join_stale(self._n, delta._n) if delta._n else None
         if stale_p is None and stale_n is None:
             return delta if delta._p or delta._n else None
         return _pncounter_or_none(_without(delta._p, stale_p), _without(delta._n, stale_n))
@@ -412,6 +390,21 @@ class PNCounter(Crdt):
             new._p, new._n = p, n
             out.append(new)
         return out
+
+
+def _join_stale(mine: dict[str, int], theirs: dict[str, int]) -> list[str] | None:
+    """Join ``theirs`` into ``mine``; return the replicas whose entries were not new (None:
+    all were new, the usual case)."""
+    stale: list[str] | None = None
+    get = mine.get
+    for r, c in theirs.items():
+        if c > get(r, 0):
+            mine[r] = c
+        elif stale is None:
+            stale = [r]
+        else:
+            stale.append(r)
+    return stale
 
 
 def _without(entries: dict[str, int], stale: list[str] | None) -> dict[str, int]:
