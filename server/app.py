@@ -177,7 +177,8 @@ def _make_sync(server: ReplicaServer) -> Any:
     return SyncService(server.replica, peers=cfg.peers, cluster=cfg.cluster,
                        secret_file=cfg.secret_file, metrics=server.metrics,
                        max_frame_bytes=cfg.max_frame_bytes, tls=tls,
-                       members=cfg.members or None, max_dot_seq=cfg.max_dot_seq)
+                       members=cfg.members or None, max_dot_seq=cfg.max_dot_seq,
+                       window=cfg.sync_window)
 
 
 async def run_server(config: Config, *, ready: Any = None) -> None:

@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="read-only replica: receive only, refuse local writes")
     s.add_argument("--clock-offset-ms", type=int, help="add this to the wall clock (testing)")
     s.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    s.add_argument("--sync-window", type=int, help="unacked deltas in flight per peer "
+                   "(default 1; more sends sooner on slow links, in more, smaller messages)")
     _security_flags(s)
     st = sub.add_parser("status", help="show a running replica's peers and lag")
     st.add_argument("url", help="the replica's ws:// or http:// URL")
@@ -85,7 +87,7 @@ _SERVE_FLAGS = ("id", "listen", "data", "peers", "cluster", "secret_file", "foll
                 "clock_offset_ms", "log_level", "tls_cert", "tls_key", "tls_ca", "members",
                 "max_dot_seq", "max_frame_bytes", "client_max_frame_bytes", "max_queue",
                 "client_token_file", "protect_health", "allow_origins", "client_rate",
-                "client_burst", "max_clients")
+                "client_burst", "max_clients", "sync_window")
 
 
 def main(argv: list[str] | None = None) -> int:

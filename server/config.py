@@ -32,6 +32,7 @@ class Config:
     secret_file: str | None = None
     follower: bool = False
     commit_delay_ms: float = 2.0
+    sync_window: int = 1
     max_frame_bytes: int = 4 * 1024 * 1024
     client_max_frame_bytes: int = 1024 * 1024
     max_drift_ms: int = 60_000
@@ -125,6 +126,7 @@ _INT_RANGES = {
     "max_dot_seq": (1, 2**63 - 1),
     "max_clients": (1, 1_000_000),
     "max_queue": (1, 4096),
+    "sync_window": (1, 64),
     "client_burst": (0, 1_000_000_000),
 }
 

@@ -99,7 +99,9 @@ class SyncService:
 
     ``peers`` are ws:// or wss:// URLs of peer ``/sync`` endpoints to dial; peers that dial
     in are accepted through :meth:`accept` (the server routes ``/sync`` there). Identity
-    comes from the handshake, never from the address.
+    comes from the handshake, never from the address. ``window`` is the number of unacked
+    Delta messages in flight per peer (:class:`~crdtsync.sync.SyncConfig`): 1 joins what
+    is logged during a round trip into one message; more sends sooner on slow links.
     """
 
     def __init__(self, replica: Replica, *, peers: list[str] | tuple[str, ...] = (),
@@ -107,7 +109,8 @@ class SyncService:
                  metrics: Any = None, max_frame_bytes: int = 4 << 20,
                  retransmit_after: float = 2.0, rng: random.Random | None = None,
                  tls: ssl.SSLContext | None = None, members: Iterable[str] | None = None,
-                 max_dot_seq: int = DEFAULT_MAX_SEQ, auth_timeout: float = AUTH_TIMEOUT) -> None:
+                 max_dot_seq: int = DEFAULT_MAX_SEQ, auth_timeout: float = AUTH_TIMEOUT,
+                 window: int = 1) -> None:
         self.replica = replica
         self.urls = list(peers)
         self.metrics = metrics
@@ -131,7 +134,7 @@ class SyncService:
         config = SyncConfig(replica=replica.replica_id, cluster=cluster,
                             follower=replica.follower, peers=known,
                             max_message_bytes=max(4096, max_frame_bytes // 2),
-                            retransmit_after=retransmit_after)
+                            retransmit_after=retransmit_after, window=window)
         records = [] if replica.follower else self._load_log()
         self.engine = SyncEngine(ReplicaHost(replica), config, log=records, marks=marks,
                                  last_seq=replica.log_seq)

@@ -17,8 +17,10 @@ from tests.integration.procs import Client, ServerProc, free_port, start_server
 class Cluster:
     """N servers; each link i->j goes through its own fault proxy owned by the test."""
 
-    def __init__(self, root: Path, names: list[str], links: set[tuple[int, int]]) -> None:
+    def __init__(self, root: Path, names: list[str], links: set[tuple[int, int]],
+                 extra: list[str] | None = None) -> None:
         self.root = root
+        self.extra = extra or []  # flags for every server
         self.names = names
         self.links = links  # (i, j): i dials j
         self.ports = [free_port() for _ in names]
@@ -38,7 +40,7 @@ class Cluster:
                 peers += ["--peer", f"ws://127.0.0.1:{proxy.port}/sync"]
         self.procs[i] = await asyncio.to_thread(
             start_server, self.root / self.names[i], self.names[i], port=self.ports[i],
-            extra=peers)
+            extra=peers + self.extra)
 
     def isolate(self, i: int, cut: bool = True) -> None:
         for (a, b), proxy in self.proxies.items():
@@ -99,6 +101,22 @@ def test_mesh_and_ring_converge(tmp_path: Path) -> None:
             await asyncio.gather(*(_write(cl.url(i), 10, n) for i, n in enumerate(names)))
             await cl.converge(["c", "s"], [40, names])
             assert (await cl.values(["post:1"]))[0] == [{"likes": names}]
+        finally:
+            await cl.stop()
+
+    _run(main())
+
+
+def test_a_wider_sync_window_converges_too(tmp_path: Path) -> None:
+    """--sync-window 4: several deltas in flight per peer, same result as the default 1."""
+
+    async def main() -> None:
+        names = ["a", "b", "c"]
+        cl = Cluster(tmp_path, names, {(0, 1), (1, 2), (0, 2)}, extra=["--sync-window", "4"])
+        await cl.start()
+        try:
+            await asyncio.gather(*(_write(cl.url(i), 30, n) for i, n in enumerate(names)))
+            await cl.converge(["c", "s"], [90, names])
         finally:
             await cl.stop()
 

@@ -39,6 +39,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     (["--max-clients", "0"], "--max-clients"),
     (["--max-dot-seq", "0"], "--max-dot-seq"),
     (["--client-rate", "-1"], "--client-rate"),
+    (["--sync-window", "0"], "--sync-window"),
+    (["--sync-window", "65"], "--sync-window"),
 ])
 def test_bad_security_flags_exit_2_naming_the_flag(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], flag: str) -> None:
@@ -58,17 +60,18 @@ def test_the_real_cli_exits_2_too(tmp_path: Path) -> None:
 
 
 def test_toml_security_settings(tmp_path: Path) -> None:
-    from crdtsync_server.config import load_config
+    from crdtsync_server.config import Config, load_config
 
     token = write_secret(tmp_path / "token", "a-client-token-of-some-length")
     cfg_file = tmp_path / "c.toml"
     cfg_file.write_text(f'id = "us"\ndata = "d"\nmembers = ["us", "eu"]\n'
                         f'allow_origins = ["https://App.Example/"]\nclient_rate = 50\n'
                         f'client_token_file = "{token}"\nprotect_health = true\n'
-                        f'max_clients = 10\nmax_queue = 4\n')
+                        f'max_clients = 10\nmax_queue = 4\nsync_window = 3\n')
     cfg = load_config({}, str(cfg_file))
     assert cfg.members == ["us", "eu"] and cfg.allow_origins == ["https://app.example"]
     assert cfg.client_rate == 50.0 and cfg.protect_health and cfg.max_queue == 4
+    assert cfg.sync_window == 3 and Config().sync_window == 1
 
 
 def test_real_processes_with_secret_token_and_limits(tmp_path: Path) -> None:
@@ -149,3 +152,23 @@ def test_status_presents_the_client_token(tmp_path: Path) -> None:
         assert missing.returncode == 2 and "--token-file" in missing.stderr
     finally:
         srv.stop()
+
+
+def test_sync_window_reaches_the_engine(tmp_path: Path) -> None:
+    """The server builds its SyncService with the configured window (default 1)."""
+    from crdtsync_server.app import ReplicaServer
+    from crdtsync_server.config import load_config
+
+    async def main() -> None:
+        for flags, want in (({}, 1), ({"sync_window": 5}, 5)):
+            name = f"w{want}"
+            cfg = load_config({"id": name, "data": str(tmp_path / name), "listen": "127.0.0.1:0",
+                               **flags})
+            server = ReplicaServer(cfg)
+            await server.start()
+            try:
+                assert server.sync.engine._config.window == want
+            finally:
+                await server.stop()
+
+    asyncio.run(main())
