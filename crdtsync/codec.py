@@ -31,6 +31,7 @@ __all__ = [
     "decode",
     "encode_group",
     "decode_group",
+    "group_json",
     "check_key",
     "dumps",
     "check_int",
@@ -87,10 +88,23 @@ def parse_json(data: Any, max_bytes: int, what: str) -> Any:
         raise DecodeError(f"{what} is not valid JSON: {exc}") from exc
 
 
+def group_json(group: Any, *, log: bool = False) -> list[Any]:
+    """Return the JSON form of a delta group ``{key: value}``: ``[[key, envelope], ...]``.
+
+    Canonical (keys sorted, each value's :meth:`~crdtsync.types.Crdt.to_json`) unless
+    ``log``: then the group's own order and each value's ``log_json`` (the replica's delta
+    log; it decodes to the same group, but its bytes are not canonical). Built of tuples,
+    which serialize as the same JSON arrays as lists, faster.
+    """
+    v = FORMAT_VERSION
+    if log:
+        return [(k, (x.TYPE, v, x.log_json())) for k, x in group.items()]
+    return [(k, (x.TYPE, v, x.to_json())) for k, x in sorted(group.items())]
+
+
 def encode_group(group: Any) -> bytes:
     """Return the canonical bytes of a delta group ``{key: value}`` (one atomic batch)."""
-    v = FORMAT_VERSION  # tuples: the same JSON arrays as lists, made faster
-    return dumps([(k, (x.TYPE, v, x.to_json())) for k, x in sorted(group.items())])
+    return dumps(group_json(group))
 
 
 def decode_group(data: bytes | bytearray | memoryview | str, *,

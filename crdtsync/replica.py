@@ -28,13 +28,13 @@ from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from crdtsync.background import Background
 from crdtsync.clock import DEFAULT_MAX_DRIFT_MS, HybridLogicalClock
-from crdtsync.codec import FORMAT_VERSION, check_key, dumps, encode
+from crdtsync.codec import check_key, dumps, encode, group_json
 from crdtsync.errors import ClockSkewError, LocalError, TypeMismatchError
 from crdtsync.gcpause import gc_paused
 from crdtsync.handles import Batch, Write
 from crdtsync.identity import load_identity
 from crdtsync.keystore import DEFAULT_CHECKPOINT_BYTES, Checkpointer, load_bases, load_log
-from crdtsync.livehandles import CachedHandles, own_deltas, register_copies
+from crdtsync.livehandles import CachedHandles
 from crdtsync.store.base import Commit, LogEntry, Store
 from crdtsync.sync.digest import DigestIndex
 from crdtsync.types import AWORSet, Crdt, LWWRegister
@@ -63,12 +63,10 @@ class Committed:
 
 
 def _log_blob(group: dict[str, Crdt]) -> bytes:
-    """Encode a group for the delta log: :func:`~crdtsync.codec.encode_group`'s format in
-    the group's own (deterministic, first-write) order, which saves sorting the keys, and
-    each value in its log form (:meth:`~crdtsync.types.Crdt.log_json`: OR-sets unsorted);
+    """Encode a group for the delta log: :func:`~crdtsync.codec.group_json`'s log form (the
+    group's own first-write order, sets unsorted), which saves sorting;
     :func:`~crdtsync.codec.decode_group` reads any order."""
-    v = FORMAT_VERSION
-    return dumps([(k, (x.TYPE, v, x.log_json())) for k, x in group.items()])  # tuples: faster
+    return dumps(group_json(group, log=True))
 
 
 class Replica(CachedHandles, Background):
@@ -337,11 +335,13 @@ class Replica(CachedHandles, Background):
     def _take_local(self) -> dict[str, Crdt]:
         """Return the local batch group, adding the fast path's counter deltas."""
         local = self._local
+        data = self._data
         if self._counted:
-            local.update(own_deltas(self._data, self._counted, self.replica_id))
+            rid = self.replica_id  # a counter's local delta is this replica's entries
+            local.update({k: data[k].own_delta(rid) for k in self._counted})  # type: ignore[attr-defined]
             self._counted = {}
-        if self._assigned:
-            local.update(register_copies(self._data, self._assigned))
+        if self._assigned:  # a register's local delta is the register
+            local.update({k: data[k].copy() for k in self._assigned})
             self._assigned = {}
         if self._stamped:
             for key, (final, cleared) in self._stamped.items():

@@ -26,12 +26,12 @@ from collections.abc import Callable
 from typing import Any
 
 from crdtsync.codec import (
-    FORMAT_VERSION,
     MAX_INT,
     MAX_KEY_LEN,
     MAX_REPLICA_LEN,
     dumps,
     group_from_json,
+    group_json,
     parse_json,
 )
 from crdtsync.errors import DecodeError
@@ -40,7 +40,6 @@ from crdtsync.sync.messages import (
     Ack,
     BucketDigests,
     Delta,
-    Group,
     Hello,
     KeyDigests,
     Message,
@@ -67,11 +66,6 @@ MAX_BUCKETS = 4096
 """Most buckets a BucketDigests message may carry (a power of two)."""
 MAX_REASON_LEN = 1024
 _HEX = frozenset("0123456789abcdef")
-
-
-def _group_json(group: Group) -> list[Any]:
-    """Return the JSON form :func:`crdtsync.codec.encode_group` serializes."""
-    return [[k, [group[k].TYPE, FORMAT_VERSION, group[k].to_json()]] for k in sorted(group)]
 
 
 # -- field kinds: (to JSON, from JSON raising ValueError/TypeError/DecodeError) -------------
@@ -149,7 +143,7 @@ _KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "hashes": (list, _hashes),
     "ints": (list, _ints),
     "pairs": (lambda ps: [list(p) for p in ps], _pairs),
-    "group": (_group_json, group_from_json),
+    "group": (group_json, group_from_json),
 }
 
 _SCHEMA: dict[str, tuple[type[Any], dict[str, str]]] = {

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crdtsync.codec import MAX_INT, _bulk_group, _group_items, group_from_json
+from crdtsync.codec import MAX_INT, _bulk_group, _group_items, group_from_json, group_json
 from crdtsync.sync.messages import Delta
-from crdtsync.sync.wire import _group_json, decode_message, encode_message
+from crdtsync.sync.wire import decode_message, encode_message
 from crdtsync.types import AWORSet, GCounter, LWWRegister, PNCounter
 
 REPLICAS = ["us.00000001", "eu.00000002", "ap.00000003"]
@@ -120,7 +120,7 @@ def _outcome(fn: Any, obj: Any) -> Any:
 def test_bulk_group_decoding_equals_item_by_item(seed: int, n: int, defects: int) -> None:
     rng = random.Random(seed)
     group = {f"k{rng.randrange(10**6)}": _value(rng) for _ in range(n)}
-    obj = orjson.loads(orjson.dumps(_group_json(group)))
+    obj = orjson.loads(orjson.dumps(group_json(group)))
     for _ in range(defects):
         _defect(rng, obj)
     bulk, ref = _outcome(group_from_json, obj), _outcome(_group_items, obj)
@@ -141,7 +141,7 @@ def test_counter_groups_take_the_bulk_path() -> None:
     g = GCounter()
     g.increment("us.00000001", 4)
     group["g"] = g
-    obj = orjson.loads(orjson.dumps(_group_json(group)))
+    obj = orjson.loads(orjson.dumps(group_json(group)))
     fast = _bulk_group(obj)
     assert fast is not None and fast == group
     assert type(fast["g"]) is GCounter and type(fast["c1"]) is PNCounter
