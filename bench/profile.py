@@ -37,6 +37,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +216,21 @@ class Anatomy:
         self.json += len(raw)
         group = obj["group"]
         body = 0
+        if isinstance(group, dict):  # counter columns: {"d": [...], "c": [...]}
+            for col in group["c"]:
+                tag, _version, replica, up, down = col
+                entry = len(orjson.dumps(col))
+                names = sum(len(orjson.dumps(k)) for k in chain(up, down))
+                nums = sum(len(str(n)) for n in chain(up.values(), down.values()))
+                self.parts["key names"] += names
+                self.parts["replica ids (quoted)"] += len(orjson.dumps(replica))
+                self.parts["numbers (counts, dot seqs, timestamps)"] += nums
+                self.parts["column envelopes and punctuation"] += (
+                    entry - names - nums - len(orjson.dumps(replica)))
+                self.by_type[f"{tag} column"] += entry
+                self.entries[f"{tag} column"] += len(up) + len(down)
+                body += entry
+            group = group["d"]
         for key, env in group:
             tag, _version, state = env
             k = len(orjson.dumps(key))

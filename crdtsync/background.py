@@ -155,7 +155,7 @@ class Background:
 
     def _notify(self, entries: list[Committed]) -> None:
         """Call the subscribers of each key the committed ``entries`` changed, in key order."""
-        changed = sorted({k for e in entries for k in e.group})
+        changed = sorted({k for e in entries for k in e.group.touched()})
         for key in changed:
             value = self.get(key)
             for prefix, callback in list(self._subscribers):

@@ -22,6 +22,7 @@ import orjson
 
 from crdtsync.causal import CausalContext, Dot, DotMap, store_dots, store_is_bottom
 from crdtsync.errors import DecodeError
+from crdtsync.group import Group
 
 __all__ = [
     "FORMAT_VERSION",
@@ -88,41 +89,109 @@ def parse_json(data: Any, max_bytes: int, what: str) -> Any:
         raise DecodeError(f"{what} is not valid JSON: {exc}") from exc
 
 
-def group_json(group: Any, *, log: bool = False) -> list[Any]:
-    """Return the JSON form of a delta group ``{key: value}``: ``[[key, envelope], ...]``.
+def group_json(group: Any, *, log: bool = False) -> Any:
+    """Return the JSON form of a delta group (a :class:`~crdtsync.group.Group` or a dict
+    ``{key: value}``).
 
-    Canonical (keys sorted, each value's :meth:`~crdtsync.types.Crdt.to_json`) unless
-    ``log``: then the group's own order and each value's ``log_json`` (the replica's delta
-    log; it decodes to the same group, but its bytes are not canonical). Built of tuples,
-    which serialize as the same JSON arrays as lists, faster.
+    A group without counter columns is ``[[key, envelope], ...]``; one with columns is
+    ``{"d": [[key, envelope], ...], "c": [[type_tag, format_version, replica, {key:
+    increments}, {key: decrements}], ...]}``. Canonical (keys sorted, columns sorted by type
+    and replica, each value's :meth:`~crdtsync.types.Crdt.to_json`) unless ``log``: then the
+    group's own order and each value's ``log_json`` (the replica's delta log; it decodes to
+    the same group, but its bytes are not canonical). Built of tuples, which serialize as
+    the same JSON arrays as lists, faster.
     """
     v = FORMAT_VERSION
+    deltas, counts = (group.deltas, group.counts) if type(group) is Group else (group, None)
     if log:
-        return [(k, (x.TYPE, v, x.log_json())) for k, x in group.items()]
-    return [(k, (x.TYPE, v, x.to_json())) for k, x in sorted(group.items())]
+        items: Any = [(k, (x.TYPE, v, x.log_json())) for k, x in deltas.items()]
+    else:
+        items = [(k, (x.TYPE, v, x.to_json())) for k, x in sorted(deltas.items())]
+    if not counts:
+        return items
+    cols = [(kind.TYPE, v, replica, up, down)
+            for (kind, replica), (up, down) in counts.items() if up or down]
+    if not cols:
+        return items
+    if not log:
+        cols.sort(key=itemgetter(0, 2))
+    return {"d": items, "c": cols}
 
 
 def encode_group(group: Any) -> bytes:
-    """Return the canonical bytes of a delta group ``{key: value}`` (one atomic batch)."""
+    """Return the canonical bytes of a delta group (one atomic batch)."""
     return dumps(group_json(group))
 
 
 def decode_group(data: bytes | bytearray | memoryview | str, *,
-                 max_bytes: int = MAX_BYTES) -> dict[str, Any]:
+                 max_bytes: int = MAX_BYTES) -> Group:
     """Decode bytes made by :func:`encode_group`; raise DecodeError on anything else."""
     return group_from_json(parse_json(data, max_bytes, "encoded group"))
 
 
-def group_from_json(obj: Any) -> dict[str, Any]:
-    """Build a delta group from freshly parsed ``[[key, envelope], ...]``; raise DecodeError.
+def group_from_json(obj: Any) -> Group:
+    """Build a delta group from its freshly parsed JSON form (see :func:`group_json`);
+    raise DecodeError.
 
     A group that passes the bulk checks is decoded in one pass per check (types with a
     ``from_json_many`` class method, the counters, decode all their states in one call and
     take ownership of the parsed objects: pass objects nothing else holds); anything unusual
     is decoded item by item, which raises the precise error.
     """
-    group = _bulk_group(obj)
-    return _group_items(obj) if group is None else group
+    counts = None
+    if type(obj) is dict:
+        if obj.keys() != {"d", "c"}:
+            raise DecodeError('a delta group with columns must be {"d": [...], "c": [...]}')
+        counts = _columns(obj["c"])
+        obj = obj["d"]
+    deltas = _bulk_group(obj)
+    return Group(_group_items(obj) if deltas is None else deltas, counts)
+
+
+def _columns(obj: Any) -> dict[tuple[type[Any], str], tuple[dict[str, int], dict[str, int]]]:
+    """Decode a group's counter columns ``[[tag, version, replica, {key: n}, {key: n}], ...]``."""
+    if type(obj) is not list:
+        raise DecodeError("a delta group's columns must be a list")
+    counts: dict[tuple[type[Any], str], tuple[dict[str, int], dict[str, int]]] = {}
+    for col in obj:
+        if type(col) is not list or len(col) != 5:
+            raise DecodeError("a counter column must be [type, version, replica, {key: n}, "
+                              "{key: n}]")
+        tag, version, replica, up, down = col
+        cls = (_REGISTRY or _registry()).get(tag) if type(tag) is str else None
+        if cls is None or not hasattr(cls, "column_values"):
+            raise DecodeError(f"a counter column's type must be a counter, got {tag!r:.40}")
+        if type(version) is not int or version != FORMAT_VERSION:
+            raise DecodeError(f"unsupported format version {version!r} for {tag}")
+        try:
+            if replica not in KNOWN_REPLICAS:
+                remember_replica(replica)
+            up, down = _column_entries(up), _column_entries(down)
+        except (TypeError, ValueError) as exc:
+            raise DecodeError(f"invalid {tag} column: {exc}") from exc
+        if down and cls.TYPE == "gcounter":
+            raise DecodeError("a gcounter column cannot hold decrements")
+        if (cls, replica) in counts:
+            raise DecodeError(f"two {tag} columns of replica {replica!r:.80}")
+        counts[(cls, replica)] = (up, down)
+    return counts
+
+
+def _column_entries(obj: Any) -> dict[str, int]:
+    """Check a column's ``{key: total}`` (keys are keyspace keys, totals in 1..2^63-1)."""
+    if type(obj) is not dict:
+        raise TypeError("column entries must be an object {key: total}")
+    if not obj:
+        return obj
+    keys = "".join(obj)
+    if not (keys.isascii() and min(map(len, obj)) >= 1 and max(map(len, obj)) <= MAX_KEY_LEN):
+        for key in obj:
+            check_key(key)
+    counts = obj.values()
+    if set(map(type, counts)) != {int} or min(counts) < 1 or max(counts) > MAX_INT:
+        for n in counts:
+            check_int(n, low=1)
+    return obj
 
 
 def _bulk_group(obj: Any) -> dict[str, Any] | None:

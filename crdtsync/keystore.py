@@ -21,6 +21,7 @@ from typing import Any
 
 from crdtsync.codec import decode, decode_group
 from crdtsync.errors import DecodeError, StoreError
+from crdtsync.group import Group
 from crdtsync.types import Crdt
 from crdtsync.types.base import REGISTRY
 
@@ -91,7 +92,7 @@ def load_bases(store: Any, *, label: str) -> tuple[dict[str, Crdt], dict[str, in
     return data, sizes
 
 
-LogRecord = tuple[int, str | None, dict[str, Crdt], int]
+LogRecord = tuple[int, str | None, Group, int]
 
 
 def load_log(store: Any, start: int, *, label: str) -> list[LogRecord]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +31,7 @@ from crdtsync.clock import DEFAULT_MAX_DRIFT_MS, HybridLogicalClock
 from crdtsync.codec import check_key, dumps, encode, group_json
 from crdtsync.errors import ClockSkewError, LocalError, TypeMismatchError
 from crdtsync.gcpause import gc_paused
+from crdtsync.group import Group
 from crdtsync.handles import Batch, Write
 from crdtsync.identity import load_identity
 from crdtsync.keystore import DEFAULT_CHECKPOINT_BYTES, Checkpointer, load_bases, load_log
@@ -38,6 +39,7 @@ from crdtsync.livehandles import CachedHandles
 from crdtsync.store.base import Commit, LogEntry, Store
 from crdtsync.sync.digest import DigestIndex
 from crdtsync.types import AWORSet, Crdt, LWWRegister
+from crdtsync.types.counters import own_columns
 
 __all__ = ["Replica", "Committed", "wall_clock_ms"]
 
@@ -56,13 +58,13 @@ class Committed:
 
     seq: int
     origin: str | None
-    group: dict[str, Crdt]
+    group: Group
     token: Any = None
     size: int = 0
     """Encoded size of the group as logged (0 if not logged)."""
 
 
-def _log_blob(group: dict[str, Crdt]) -> bytes:
+def _log_blob(group: Group) -> bytes:
     """Encode a group for the delta log: :func:`~crdtsync.codec.group_json`'s log form (the
     group's own first-write order, sets unsorted), which saves sorting;
     :func:`~crdtsync.codec.decode_group` reads any order."""
@@ -120,12 +122,13 @@ class Replica(CachedHandles, Background):
         self._local: dict[str, Crdt] = {}
         # counters changed by the fast path since the commit (a dict: first-write order)
         self._counted: dict[str, None] = {}
+        self._decremented: dict[str, None] = {}  # likewise, counters decremented
         # sets changed by the fast path since the commit: key -> ({element: last entry}, cleared)
         self._stamped: dict[str, tuple[dict[Any, Any], set[Any]]] = {}
         self._write_ticket: Write | None = None
         self._init_handles()
         self._assigned: dict[str, None] = {}  # registers written by the fast path, likewise
-        self._remote: list[tuple[str, dict[str, Crdt], Any]] = []
+        self._remote: list[tuple[str, Group, Any]] = []
         self._pending_ops = 0
         self._batch_no = 1
         self._init_background()
@@ -140,8 +143,7 @@ class Replica(CachedHandles, Background):
                                       "rejected_type_mismatch": 0, "clock_skew": 0}
         # Replay what was committed after the last checkpoint (write-ahead log).
         for _seq, origin, group, nbytes in load_log(store, self._ckpt_seq + 1, label=label):
-            for key, delta in group.items():
-                self._join_remote(key, delta, origin or "self", replaying=True)
+            self._join_group(group, origin or "self", replaying=True)
             self._ckpt.logged(group, nbytes)
         if identity.fresh_incarnation and self._log_seq:
             # A copy: its log numbers belong to the old id. Fold them into bases, drop them.
@@ -280,20 +282,26 @@ class Replica(CachedHandles, Background):
         return self._ticket()
 
     def _count(self, key: str, kind: type[Crdt], by: int, down: bool) -> Write:
-        """Fast path of a local counter write: bump this replica's entry in place.
+        """A local counter write: bump this replica's entry in place.
 
-        The key's delta is built once per commit from the state (:meth:`_take_local`): a
+        The key's delta is taken once per commit from the state (:meth:`_take_local`): a
         counter's local delta is exactly this replica's entry, whatever the number of writes.
         """
         x = self._data.get(key)
         if type(x) is kind and self._writable:
             x.add_in_place(self.replica_id, by, down)  # type: ignore[attr-defined]
-            self._counted[key] = None  # counted once per key: see _waiting_writes
-            return self._write_ticket or self._ticket()
-        rid = self.replica_id  # the general path: creates the key, validates, raises
-        if down:
-            return self._write(key, kind, lambda c: c.decrement(rid, by))
-        return self._write(key, kind, lambda c: c.increment(rid, by))
+        else:  # checks the key and its type, creates it, or raises
+            self._check_writable()
+            x = self._prepare(key, kind)
+            fresh = x is None
+            x = kind() if fresh else x
+            x.add_in_place(self.replica_id, by, down)  # type: ignore[union-attr]
+            if fresh:  # only once the write is known to be valid
+                self._data[key] = x  # type: ignore[assignment]
+                self._keys.add(key)
+        # counted once per key (see _waiting_writes); the entry is the delta
+        (self._decremented if down else self._counted)[key] = None
+        return self._write_ticket or self._ticket()
 
     def _set_op(self, key: str, kind: type[Crdt], element: Any, remove: bool) -> Write:
         """Fast path of a local set write: stamp the element in place, remember its dots.
@@ -332,14 +340,19 @@ class Replica(CachedHandles, Background):
             ticket = self._write_ticket = Write(self, self._batch_no)
         return ticket
 
-    def _take_local(self) -> dict[str, Crdt]:
-        """Return the local batch group, adding the fast path's counter deltas."""
+    def _take_local(self) -> Group:
+        """Return the local batch group, adding the fast paths' deltas.
+
+        A counter's local delta is this replica's entries: they go in one column per counter
+        type (:func:`~crdtsync.types.counters.own_columns`), no object per key.
+        """
         local = self._local
         data = self._data
-        if self._counted:
-            rid = self.replica_id  # a counter's local delta is this replica's entries
-            local.update({k: data[k].own_delta(rid) for k in self._counted})  # type: ignore[attr-defined]
-            self._counted = {}
+        counts = None
+        if self._counted or self._decremented:
+            up, down = self._counted, self._decremented
+            counts = own_columns(data, up, down, self.replica_id)
+            self._counted, self._decremented = {}, {}
         if self._assigned:  # a register's local delta is the register
             local.update({k: data[k].copy() for k in self._assigned})
             self._assigned = {}
@@ -351,16 +364,18 @@ class Replica(CachedHandles, Background):
                 else:
                     local[key] = delta
             self._stamped = {}
-        return local
+        return Group(local, counts)
 
     def _waiting_writes(self) -> int:
         """Writes waiting for the next commit; a counter or register key written by the fast
         paths counts once, whatever the number of writes (its delta is one entry)."""
-        return self._pending_ops + len(self._counted) + len(self._assigned)
+        return (self._pending_ops + len(self._counted) + len(self._decremented)
+                + len(self._assigned))
 
     def has_local_writes(self) -> bool:
         """True if local writes are waiting for the next commit."""
-        return bool(self._local or self._counted or self._stamped or self._assigned)
+        return bool(self._local or self._counted or self._decremented or self._stamped
+                    or self._assigned)
 
     def now(self) -> int:
         """Return a fresh HLC timestamp for a local write."""
@@ -368,8 +383,8 @@ class Replica(CachedHandles, Background):
 
     # -- remote deltas ----------------------------------------------------------------------
 
-    def apply_remote(self, group: dict[str, Crdt], origin: str,
-                     token: Any = None) -> dict[str, Crdt]:
+    def apply_remote(self, group: Mapping[str, Crdt], origin: str,
+                     token: Any = None) -> Group:
         """Join a delta group received from ``origin``; return the part that was new here.
 
         The new part is committed with the next commit as a log entry with this origin
@@ -378,18 +393,36 @@ class Replica(CachedHandles, Background):
         """
         if self._closed:
             raise LocalError(f"replica {self.name!r} is closed")
-        novel: dict[str, Crdt] = {}
         with gc_paused():
-            for key, delta in group.items():
-                fresh = self._join_remote(key, delta, origin)
-                if fresh is not None:
-                    novel[key] = fresh
+            novel = self._join_group(Group.of(group), origin)
         self.stats["remote_deltas"] += 1
         if novel or token is not None:
             self._remote.append((origin, novel, token))
             if self._wakeup is not None:
                 self._wakeup.set()
         return novel
+
+    def _join_group(self, group: Group, origin: str, *, replaying: bool = False) -> Group:
+        """Join a remote group; return its novel part (per key, what the join added)."""
+        novel: dict[str, Crdt] = {}
+        for key, delta in group.deltas.items():
+            fresh = self._join_remote(key, delta, origin, replaying=replaying)
+            if fresh is not None:
+                novel[key] = fresh
+        counts = {}
+        for (kind, replica), column in group.counts.items():
+            fresh_col, left = kind.join_column(self._data, replica, column)
+            if left:  # new keys, or keys of another type: one delta per key, checked
+                up, down = column
+                rest = kind.column_values(replica, ({k: up[k] for k in left if k in up},
+                                                    {k: down[k] for k in left if k in down}))
+                for key, delta in rest.items():
+                    fresh = self._join_remote(key, delta, origin, replaying=replaying)
+                    if fresh is not None:
+                        novel[key] = fresh
+            if fresh_col[0] or fresh_col[1]:
+                counts[(kind, replica)] = fresh_col
+        return Group(novel, counts)
 
     def _join_remote(self, key: str, delta: Crdt, origin: str, *,
                      replaying: bool = False) -> Crdt | None:
@@ -409,6 +442,7 @@ class Replica(CachedHandles, Background):
             # local writes of the losing type not yet committed lose with it
             self._local.pop(key, None)
             self._counted.pop(key, None)
+            self._decremented.pop(key, None)
             self._assigned.pop(key, None)
             self._stamped.pop(key, None)
             x = None
@@ -513,7 +547,7 @@ class Replica(CachedHandles, Background):
             if entry.seq:
                 blob = _log_blob(entry.group)
                 commit.log.append(LogEntry(entry.seq, entry.origin, blob))
-                self._ckpt.logged(entry.group, len(blob))
+                self._ckpt.logged(entry.group.touched(), len(blob))
                 entry = replace(entry, size=len(blob))
             sized.append(entry)
         ckpt_seq = self._ckpt_seq
@@ -550,7 +584,7 @@ class Replica(CachedHandles, Background):
 
     def _after_commit(self, entries: list[Committed]) -> None:
         if self._digest_index is not None:
-            self._digest_index.changed(k for e in entries for k in e.group)
+            self._digest_index.changed(k for e in entries for k in e.group.touched())
         for hook in list(self.on_commit):
             hook(entries)
         if self._subscribers:

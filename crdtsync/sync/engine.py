@@ -157,8 +157,8 @@ class SyncEngine:
         """
         if self._config.follower:
             raise LocalError(f"follower {self._config.replica!r} accepts no local writes")
-        if not isinstance(group, dict):
-            raise LocalError(f"group must be a dict key -> Crdt, got {type(group).__name__}")
+        if not isinstance(group, Mapping):
+            raise LocalError(f"group must be a mapping key -> Crdt, got {type(group).__name__}")
         self._log.append(seq, None, group, size=size)
         return self._flush_all(now)
 

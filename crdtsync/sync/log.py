@@ -8,11 +8,12 @@ simply absent from every interval).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crdtsync.codec import encode_group
 from crdtsync.errors import LocalError
-from crdtsync.sync.messages import Group
+from crdtsync.group import Group
 from crdtsync.types.base import Crdt
 
 __all__ = ["Entry", "DeltaLog"]
@@ -59,7 +60,7 @@ class DeltaLog:
     def __len__(self) -> int:
         return len(self.seqs)
 
-    def append(self, seq: int, origin: str | None, group: Group, *,
+    def append(self, seq: int, origin: str | None, group: Mapping[str, Crdt], *,
                size: int | None = None) -> None:
         """Add entry ``seq``; it must be above every seq issued before.
 
@@ -67,6 +68,7 @@ class DeltaLog:
         """
         if type(seq) is not int or seq <= self.last_seq:
             raise LocalError(f"log seq {seq!r} must be an int above the last seq {self.last_seq}")
+        group = Group.of(group)
         if size is None:
             size = len(encode_group(group))
         self.entries[seq] = Entry(origin, group, size)
@@ -104,17 +106,8 @@ class DeltaLog:
             size += entry.size
             groups.append(entry.group)
         if len(groups) <= 1:  # one entry (the usual case): its group as it is
-            return end, dict(groups[0]) if groups else {}
-        parts: dict[str, list[Crdt]] = {}  # key -> its values in the entries, oldest first
-        for group in groups:
-            for key, value in group.items():
-                values = parts.get(key)
-                if values is None:
-                    parts[key] = [value]
-                else:
-                    values.append(value)
-        return end, {key: values[0] if len(values) == 1 else _join_all(values)
-                     for key, values in parts.items()}
+            return end, groups[0] if groups else Group()
+        return end, Group.join_all(groups)
 
     def trim(self, upto: int) -> None:
         """Forget the entries with seq <= ``upto``."""
@@ -140,21 +133,3 @@ class DeltaLog:
                 upto = max(upto, seq)
         return upto
 
-
-def _join_all(values: list[Crdt]) -> Crdt:
-    """Return the join of one key's values (two or more) from several entries, unchanged.
-
-    A key may hold different types in one interval (a remote delta of a greater type tag
-    replaced it between two entries): as on every replica, the greatest tag wins and the
-    values of lesser tags are dropped.
-    """
-    kind = type(values[0])
-    for v in values:  # a loop, not any(generator): this runs once per key of an interval
-        if type(v) is not kind:
-            top = max(v.TYPE for v in values)
-            values = [v for v in values if v.TYPE == top]
-            if len(values) == 1:
-                return values[0]
-            kind = type(values[0])
-            break
-    return kind.join_all(values)

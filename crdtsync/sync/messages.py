@@ -2,7 +2,7 @@
 
 Every message travels as one canonical JSON object (see :mod:`crdtsync.sync.wire` and
 ``docs/protocol.md``). Sequence numbers are the *sender's* delta-log numbers unless a field
-says otherwise. A *group* is ``dict[str, Crdt]``: key -> delta (or full state).
+says otherwise. A *group* is a :class:`~crdtsync.group.Group`: key -> delta (or full state).
 
 Handshake (both sides, on every new link)::
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from crdtsync.types.base import Crdt
+from crdtsync.group import Group
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -45,11 +45,12 @@ __all__ = [
     "Message",
 ]
 
-PROTOCOL_VERSION = 1
-"""Version of the sync protocol spoken here; a peer speaking another one is refused."""
+PROTOCOL_VERSION = 2
+"""Version of the sync protocol spoken here; a peer speaking another one is refused.
 
-Group: TypeAlias = dict[str, Crdt]
-"""A delta group: key -> delta (a full state is a valid delta)."""
+2 (session 4): a group may hold counter columns (see :mod:`crdtsync.group`), which version 1
+peers cannot decode."""
+
 
 
 @dataclass(frozen=True, slots=True)

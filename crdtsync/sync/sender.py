@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from crdtsync.codec import encode
 from crdtsync.errors import PeerError
+from crdtsync.group import Group
 from crdtsync.sync.digest import bucket_count, bucket_hashes, keys_to_send, split
 from crdtsync.sync.host import SyncConfig, SyncHost
 from crdtsync.sync.log import DeltaLog
@@ -194,7 +195,8 @@ class PeerSender:
         keys = keys_to_send(self._host, buckets, cu.nbuckets, theirs)
         states = [(k, self._host.state(k).copy()) for k in keys]
         runs = split(states, _state_size, self._config.max_message_bytes)
-        return [States(cu.cid, cu.upto, i, len(runs), dict(run)) for i, run in enumerate(runs)]
+        return [States(cu.cid, cu.upto, i, len(runs), Group(dict(run)))
+                for i, run in enumerate(runs)]
 
 
 def _state_size(item: tuple[str, Crdt]) -> int:

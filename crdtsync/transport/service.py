@@ -36,6 +36,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from crdtsync.errors import DecodeError, PeerError
 from crdtsync.gcpause import gc_paused
+from crdtsync.group import Group
 from crdtsync.replica import Committed, Replica
 from crdtsync.sync import (
     Apply,
@@ -147,7 +148,7 @@ class SyncService:
         self.rejected_groups = 0
         replica.on_commit.append(self._on_commit)
 
-    def _load_log(self) -> list[tuple[int, str | None, dict[str, Any]]]:
+    def _load_log(self) -> list[tuple[int, str | None, Group]]:
         from crdtsync.codec import decode_group
 
         return [(e.seq, e.origin, decode_group(e.blob)) for e in self.replica.store.log()]

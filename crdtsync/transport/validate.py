@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crdtsync.causal import CausalContext, DotMap
+from crdtsync.group import Group
 from crdtsync.types import CausalCrdt, GCounter, LWWRegister, ORMap, PNCounter
 
 __all__ = ["DeltaRules", "DEFAULT_MAX_SEQ"]
@@ -62,6 +63,12 @@ class DeltaRules:
 
     def check(self, group: Mapping[str, Any]) -> str | None:
         """Return why ``group`` breaks the rule, or None if it may be joined."""
+        if type(group) is Group:  # counter columns name their replica once
+            if self.members is not None:
+                reason = self._check_ids(group.replicas())
+                if reason is not None:
+                    return f"counter column: {reason}"
+            group = group.deltas
         if self.members is None and set(map(type, group.values())) <= _COUNTERS:
             return None  # counters name no sequence numbers: only members would matter
         for key, value in group.items():

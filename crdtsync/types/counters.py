@@ -7,13 +7,16 @@ A PNCounter is a pair of GCounters, one for increments and one for decrements.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 from crdtsync.codec import KNOWN_REPLICAS, MAX_INT, check_int, remember_replica
+from crdtsync.group import Column
 from crdtsync.types.base import Crdt, register
 
-__all__ = ["GCounter", "PNCounter", "check_amount"]
+__all__ = ["GCounter", "PNCounter", "check_amount", "own_columns"]
 
 
 def check_amount(by: Any) -> int:
@@ -98,6 +101,41 @@ def _vvs_ok(objs: tuple[Any, ...]) -> bool:
                           and min(counts) >= 1 and max(counts) <= MAX_INT)
 
 
+def _join_column(cls: type[Crdt], data: dict[str, Any], replica: str,
+                 column: Column) -> tuple[Column, list[str]]:
+    """Join a column of ``replica``'s entries into the counters of ``data`` (key -> value).
+
+    Returns the entries that were new (a column; the given dicts themselves when all were)
+    and the keys left to the caller (absent from ``data`` or not a ``cls``): none of their
+    entries is joined. One pass, no object per key (see :mod:`crdtsync.group`).
+    """
+    up, down = column
+    left: list[str] = []
+    return (_join_side(cls, data, replica, up, _UPS, left, {}),
+            _join_side(cls, data, replica, down, _DOWNS, left, up)), left
+
+
+_UPS, _DOWNS = attrgetter("_p"), attrgetter("_n")
+
+
+def _join_side(cls: type[Crdt], data: dict[str, Any], replica: str, entries: dict[str, int],
+               side: Callable[[Any], dict[str, int]], left: list[str],
+               listed: dict[str, int]) -> dict[str, int]:
+    """One side of :func:`_join_column`: join ``entries`` into ``side(counter)`` of each
+    ``cls`` counter; add the other keys to ``left`` unless ``listed`` already has them."""
+    new: dict[str, int] = {}
+    get = data.get
+    for key, n in entries.items():
+        x = get(key)
+        if type(x) is cls:
+            mine = side(x)
+            if n > mine.get(replica, 0):
+                mine[replica] = new[key] = n
+        elif key not in listed:
+            left.append(key)
+    return entries if len(new) == len(entries) else new
+
+
 def _bump(entries: dict[str, int], replica: str, by: int) -> int:
     """Validate the arguments of an increment and add ``by`` to ``replica``'s entry."""
     if replica not in KNOWN_REPLICAS:
@@ -139,6 +177,18 @@ class GCounter(Crdt):
         delta = GCounter.__new__(GCounter)
         delta._p = {replica: self._p[replica]} if replica in self._p else {}
         return delta
+
+    @classmethod
+    def column_values(cls, replica: str, column: Column) -> dict[str, GCounter]:
+        """Return a counter column's entries as one delta per key (see :mod:`crdtsync.group`)."""
+        out = {}
+        for key, n in column[0].items():
+            x = _new(cls)
+            x._p = {replica: n}
+            out[key] = x
+        return out
+
+    join_column = classmethod(_join_column)
 
     @property
     def value(self) -> int:
@@ -275,6 +325,25 @@ class PNCounter(Crdt):
         delta._n = {} if n is None else {replica: n}
         return delta
 
+    @classmethod
+    def column_values(cls, replica: str, column: Column) -> dict[str, PNCounter]:
+        """Return a counter column's entries as one delta per key (see :mod:`crdtsync.group`)."""
+        up, down = column
+        out = {}
+        for key, n in up.items():
+            x = _new(cls)
+            x._p, x._n = {replica: n}, {}
+            out[key] = x
+        for key, n in down.items():
+            have = out.get(key)
+            if have is None:
+                have = out[key] = _new(cls)
+                have._p, have._n = {}, {}
+            have._n[replica] = n
+        return out
+
+    join_column = classmethod(_join_column)
+
     @property
     def value(self) -> int:
         return sum(self._p.values()) - sum(self._n.values())
@@ -390,6 +459,25 @@ class PNCounter(Crdt):
             new._p, new._n = p, n
             out.append(new)
         return out
+
+
+def own_columns(data: dict[str, Any], up: Collection[str], down: Collection[str],
+                replica: str) -> dict[tuple[type[Any], str], Column]:
+    """Return ``replica``'s entries of the counters ``data[k]`` as columns (see
+    :mod:`crdtsync.group`): increments of the keys in ``up``, decrements of those in
+    ``down`` (a replica's own writes of a batch: its entries *are* their delta)."""
+    out: dict[tuple[type[Any], str], Column] = {}
+    if up:
+        kinds = set(map(type, map(data.__getitem__, up)))
+        for kind in kinds:
+            keys = up if len(kinds) == 1 else [k for k in up if type(data[k]) is kind]
+            out[(kind, replica)] = ({k: data[k]._p[replica] for k in keys}, {})
+    if down:
+        col = out.get((PNCounter, replica))
+        if col is None:
+            col = out[(PNCounter, replica)] = ({}, {})
+        col[1].update({k: data[k]._n[replica] for k in down})
+    return out
 
 
 def _join_stale(mine: dict[str, int], theirs: dict[str, int]) -> list[str] | None:

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 
 from crdtsync.codec import decode, decode_group, encode, encode_group
 from crdtsync.errors import DecodeError
-from crdtsync.sync import Delta, Hello, decode_message, encode_message
+from crdtsync.sync import PROTOCOL_VERSION, Delta, Hello, decode_message, encode_message
 from crdtsync.types import GCounter
 from tests.security import fuzz_strategies as fs
 from tests.security.test_fuzz import (
@@ -177,7 +177,7 @@ def t_receive(rng: random.Random, pools: dict[str, list[bytes]]) -> int:
         pump.hello, fed, before, after, accepted)
     for blob in after.values():
         decode(blob)
-    pump.hello = encode_message(Hello(1, "fuzz", "a.live0001", False, 1))
+    pump.hello = encode_message(Hello(PROTOCOL_VERSION, "fuzz", "a.live0001", False, 1))
     pump.key, pump.link = pump.connect()
     live = GCounter()
     live.increment("a.live0001", 2)

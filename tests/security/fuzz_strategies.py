@@ -10,7 +10,9 @@ import orjson
 from hypothesis import strategies as st
 
 from crdtsync.codec import encode
+from crdtsync.group import Group
 from crdtsync.sync import (
+    PROTOCOL_VERSION,
     Accept,
     Ack,
     BucketDigests,
@@ -21,6 +23,7 @@ from crdtsync.sync import (
     States,
     encode_message,
 )
+from crdtsync.types import GCounter, PNCounter
 from tests.strategies import SPECS, universes
 
 __all__ = ["hostile_scalars", "mutated_json", "mutated_bytes", "groups", "messages",
@@ -93,8 +96,20 @@ any_delta = st.sampled_from(SPECS).flatmap(
     .flatmap(lambda u: st.sampled_from(u.deltas)).map(lambda d: d[1]))
 """A delta some replica of a random history issued (replica ids 'a'..'e')."""
 
-groups = st.dictionaries(st.sampled_from(["k0", "k1", "k2", "post:1"]), any_delta, max_size=3)
-"""Delta groups over a few keys (types may clash with what the victim holds)."""
+_keynames = st.sampled_from(["k0", "k1", "k2", "post:1"])
+_totals = st.integers(min_value=1, max_value=2**63 - 1) | st.integers(min_value=1, max_value=9)
+_column = st.tuples(st.dictionaries(_keynames, _totals, max_size=3),
+                    st.dictionaries(_keynames, _totals, max_size=2))
+_columns = st.dictionaries(
+    st.tuples(st.sampled_from([PNCounter, GCounter]), st.sampled_from(("a", *PEERS))),
+    _column, max_size=2).map(
+    lambda cols: {k: (up, down if k[0] is PNCounter else {}) for k, (up, down) in cols.items()})
+
+groups = st.one_of(
+    st.dictionaries(_keynames, any_delta, max_size=3),
+    st.builds(Group, st.dictionaries(_keynames, any_delta, max_size=2), _columns))
+"""Delta groups over a few keys (types may clash with what the victim holds), some with
+counter columns (replica ids members, outsiders or the victim's own)."""
 
 encodings = any_delta.map(encode)
 
@@ -124,7 +139,7 @@ def _states(draw: st.DrawFn) -> States:
     return States(draw(_seq), draw(_seq), draw(st.integers(0, parts - 1)), parts, draw(groups))
 
 
-hellos = st.builds(Hello, version=st.sampled_from([1, 1, 1, 0, 2]),
+hellos = st.builds(Hello, version=st.sampled_from([PROTOCOL_VERSION] * 3 + [0, 1, 3]),
                    cluster=st.sampled_from(["fuzz", "fuzz", "fuzz", "other"]),
                    replica=st.sampled_from(PEERS), follower=st.booleans(), last_seq=_seq)
 

@@ -27,6 +27,7 @@ from crdtsync.codec import decode, decode_group, encode, encode_group
 from crdtsync.errors import DecodeError, PeerError
 from crdtsync.replica import Replica
 from crdtsync.sync import (
+    PROTOCOL_VERSION,
     Close,
     Delta,
     Hello,
@@ -146,7 +147,7 @@ class _Pump:
         self.service = service
         self.n = 0
         self.hello = None if hello_as is None else encode_message(
-            Hello(1, "fuzz", hello_as, False, 60))
+            Hello(PROTOCOL_VERSION, "fuzz", hello_as, False, 60))
         self.key, self.link = self.connect()
 
     def connect(self) -> tuple[str, Link]:
@@ -204,7 +205,7 @@ def test_receive_path_applies_only_valid_writes(batch: list[bytes], hello_as: st
     for blob in after.values():
         decode(blob)  # what the replica holds, a peer can decode
     # The replica still answers and still applies a valid delta.
-    pump.hello = encode_message(Hello(1, "fuzz", "a.live0001", False, 1))
+    pump.hello = encode_message(Hello(PROTOCOL_VERSION, "fuzz", "a.live0001", False, 1))
     pump.key, pump.link = pump.connect()
     live = GCounter()
     live.increment("a.live0001", 2)
@@ -223,7 +224,8 @@ def test_engine_receive_takes_any_bytes(batch: list[bytes]) -> None:
                                                          cluster="fuzz"))
     link = 0
     engine.connect(link, 0.0)
-    engine.receive(link, encode_message(Hello(1, "fuzz", "b.00000001", False, 60)), 0.0)
+    hello = Hello(PROTOCOL_VERSION, "fuzz", "b.00000001", False, 60)
+    engine.receive(link, encode_message(hello), 0.0)
     for data in batch:
         try:
             closed = any(isinstance(o, Close) for o in engine.receive(link, data, 1.0))
@@ -234,7 +236,8 @@ def test_engine_receive_takes_any_bytes(batch: list[bytes]) -> None:
             engine.connect(link, 1.0)
     link += 1
     engine.connect(link, 2.0)
-    out = engine.receive(link, encode_message(Hello(1, "fuzz", "a.live0001", False, 0)), 2.0)
+    hello = Hello(PROTOCOL_VERSION, "fuzz", "a.live0001", False, 0)
+    out = engine.receive(link, encode_message(hello), 2.0)
     assert out  # an accept (at least) for a fresh peer
     replica.close()
 

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from crdtsync.codec import encode
-from crdtsync.sync import Ack, Delta, Hello, States, encode_message
+from crdtsync.sync import PROTOCOL_VERSION, Ack, Delta, Hello, States, encode_message
 from crdtsync.types import AWORSet, GCounter, ORMap
 from tests.security.fuzz_long import mutate_bytes, mutate_json
 from tests.security.helpers import (
@@ -41,7 +41,8 @@ def _base_frames() -> list[bytes]:
     m.update("mallory.1", "f", AWORSet, lambda v: v.add("mallory.1", 1))
     return [encode_message(msg) for msg in (
         Delta(1, 1, {"g": g}), Delta(1, 2, {"s": s, "m": m}), Delta(2, 5, {"g": g}),
-        States(1, 3, 0, 1, {"m": m}), Ack(0), Hello(1, "default", "eu.00000002", False, 9))]
+        States(1, 3, 0, 1, {"m": m}), Ack(0),
+        Hello(PROTOCOL_VERSION, "default", "eu.00000002", False, 9))]
 
 
 def test_state_digest_unchanged_by_hostile_peer_and_client(tmp_path: Path) -> None:

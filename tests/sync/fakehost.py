@@ -8,10 +8,11 @@ durable part only, as a real replica does after ``kill -9``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from crdtsync.clock import HybridLogicalClock
+from crdtsync.group import Group
 from crdtsync.sync import Apply, Output, SyncConfig, SyncEngine, default_digest
 from crdtsync.types import AWORSet, Crdt, GCounter, LWWRegister, ORMap, PNCounter
 
@@ -23,7 +24,28 @@ KEY_TYPES: dict[str, type[Crdt]] = {
 """Key prefix -> type: a key's first letter fixes its type on every replica."""
 
 
-def join_into(target: dict[str, Crdt], group: dict[str, Crdt]) -> None:
+def with_columns(group: dict[str, Crdt], rid: str) -> Group:
+    """A local batch as the replica commits it: counters' own entries by column.
+
+    Non-empty counter deltas of a local batch hold only ``rid``'s entries (its totals), so
+    they move to one column per counter type; everything else stays a per-key delta.
+    """
+    deltas: dict[str, Crdt] = {}
+    counts: dict[tuple[type, str], tuple[dict[str, int], dict[str, int]]] = {}
+    for key, delta in group.items():
+        if isinstance(delta, (PNCounter, GCounter)) and not delta.is_bottom():
+            assert set(delta._p) | set(getattr(delta, "_n", ())) == {rid}
+            up, down = counts.setdefault((type(delta), rid), ({}, {}))
+            if rid in delta._p:
+                up[key] = delta._p[rid]
+            if rid in getattr(delta, "_n", ()):
+                down[key] = delta._n[rid]  # type: ignore[attr-defined]
+        else:
+            deltas[key] = delta
+    return Group(deltas, counts)
+
+
+def join_into(target: dict[str, Crdt], group: Mapping[str, Crdt]) -> None:
     """Join every value of ``group`` into ``target`` (copying values new to it)."""
     for key, value in group.items():
         mine = target.get(key)
@@ -101,6 +123,8 @@ class FakeHost:
         out: list[Output] = []
         queue, self.queue = self.queue, []
         for kind, apply, group in queue:
+            if kind == "local" and self.dlast % 2:  # every other batch: columns, as a replica
+                group = with_columns(group, self.rid)
             join_into(self.durable, group)
             seq = None
             if group and not self.config.follower:

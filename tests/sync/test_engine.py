@@ -69,7 +69,8 @@ def test_handshake_establishes_both_directions() -> None:
 
 
 @pytest.mark.parametrize(("msg", "reason"), [
-    (hello(version=PROTOCOL_VERSION + 1), "protocol version 2 is not supported"),
+    (hello(version=PROTOCOL_VERSION + 1), f"protocol version {PROTOCOL_VERSION + 1} is not"),
+    (hello(version=1), "protocol version 1 is not supported"),
     (hello(cluster="other"), "in cluster 'other', not 'c'"),
     (hello("me"), "this replica's own id"),
 ])
