@@ -33,6 +33,7 @@ __all__ = [
     "encode_group",
     "decode_group",
     "group_json",
+    "check_column_keys",
     "check_key",
     "dumps",
     "check_int",
@@ -148,50 +149,49 @@ def group_from_json(obj: Any) -> Group:
     return Group(_group_items(obj) if deltas is None else deltas, counts)
 
 
-def _columns(obj: Any) -> dict[tuple[type[Any], str], tuple[dict[str, int], dict[str, int]]]:
-    """Decode a group's counter columns ``[[tag, version, replica, {key: n}, {key: n}], ...]``."""
+def _columns(obj: Any) -> dict[tuple[type[Any], str], tuple[dict[str, Any], dict[str, Any]]]:
+    """Decode a group's columns ``[[tag, version, replica, {key: ...}, {key: ...}], ...]``.
+
+    The envelope is checked here; the two entry objects by the type's ``column_from_json``
+    (counters: totals; LWW registers: timestamps and values).
+    """
     if type(obj) is not list:
         raise DecodeError("a delta group's columns must be a list")
-    counts: dict[tuple[type[Any], str], tuple[dict[str, int], dict[str, int]]] = {}
+    counts: dict[tuple[type[Any], str], tuple[dict[str, Any], dict[str, Any]]] = {}
     for col in obj:
         if type(col) is not list or len(col) != 5:
-            raise DecodeError("a counter column must be [type, version, replica, {key: n}, "
-                              "{key: n}]")
+            raise DecodeError("a column must be [type, version, replica, {key: ...}, "
+                              "{key: ...}]")
         tag, version, replica, up, down = col
         cls = (_REGISTRY or _registry()).get(tag) if type(tag) is str else None
-        if cls is None or not hasattr(cls, "column_values"):
-            raise DecodeError(f"a counter column's type must be a counter, got {tag!r:.40}")
+        if cls is None or not hasattr(cls, "column_from_json"):
+            raise DecodeError(f"a column's type must be a counter or lww, got {tag!r:.40}")
         if type(version) is not int or version != FORMAT_VERSION:
             raise DecodeError(f"unsupported format version {version!r} for {tag}")
         try:
             if replica not in KNOWN_REPLICAS:
                 remember_replica(replica)
-            up, down = _column_entries(up), _column_entries(down)
+            if type(up) is not dict or type(down) is not dict:
+                raise TypeError("column entries must be an object {key: ...}")
+            check_column_keys(up)
+            check_column_keys(down)
+            up, down = cls.column_from_json(up, down)
         except (TypeError, ValueError) as exc:
             raise DecodeError(f"invalid {tag} column: {exc}") from exc
-        if down and cls.TYPE == "gcounter":
-            raise DecodeError("a gcounter column cannot hold decrements")
         if (cls, replica) in counts:
             raise DecodeError(f"two {tag} columns of replica {replica!r:.80}")
         counts[(cls, replica)] = (up, down)
     return counts
 
 
-def _column_entries(obj: Any) -> dict[str, int]:
-    """Check a column's ``{key: total}`` (keys are keyspace keys, totals in 1..2^63-1)."""
-    if type(obj) is not dict:
-        raise TypeError("column entries must be an object {key: total}")
-    if not obj:
-        return obj
-    keys = "".join(obj)
-    if not (keys.isascii() and min(map(len, obj)) >= 1 and max(map(len, obj)) <= MAX_KEY_LEN):
-        for key in obj:
-            check_key(key)
-    counts = obj.values()
-    if set(map(type, counts)) != {int} or min(counts) < 1 or max(counts) > MAX_INT:
-        for n in counts:
-            check_int(n, low=1)
-    return obj
+def check_column_keys(obj: dict[Any, Any]) -> None:
+    """Check that every key of a column's entry object is a valid keyspace key."""
+    if obj:
+        keys = "".join(obj)
+        if not (keys.isascii() and min(map(len, obj)) >= 1
+                and max(map(len, obj)) <= MAX_KEY_LEN):
+            for key in obj:
+                check_key(key)
 
 
 def _bulk_group(obj: Any) -> dict[str, Any] | None:

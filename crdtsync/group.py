@@ -1,12 +1,20 @@
-"""A delta group: the deltas of one atomic batch, key -> delta, with counters held by column.
+"""A delta group: the deltas of one atomic batch, key -> delta, some of them held by column.
 
 A group is what a commit logs, what a Delta message carries and what a replica joins. Most
-keys hold their delta as a value (``group.deltas``). Counter entries may instead be held
-*by column* (``group.counts``): for one counter type and one replica, ``{key: total}`` of
-its increments and ``{key: total}`` of its decrements. A batch of increments to 600
-counters is then two dicts, not 600 delta objects; the replica's commit, the delta log, the
-wire codec and the remote join all read the columns directly, so a counter write costs no
-object per key anywhere on its way to another replica.
+keys hold their delta as a value (``group.deltas``). The deltas that are one replica's
+single entry may instead be held *by column* (``group.counts``), two dicts per (type,
+replica):
+
+- counters (``GCounter``, ``PNCounter``): ``{key: total}`` of the replica's increments and
+  ``{key: total}`` of its decrements;
+- LWW registers: ``{key: timestamp}`` and ``{key: value}`` of the replica's winning writes.
+
+A batch of increments to 600 counters is then two dicts, not 600 delta objects; the
+replica's commit, the delta log, the wire codec and the remote join all read the columns
+directly, so such a write costs no object per key anywhere on its way to another replica.
+A type that can be held by column has the class methods ``column_values`` (the column as
+one delta per key), ``join_column`` (join it into a keyspace), ``join_columns`` (join two
+columns) and ``column_from_json`` (check a parsed one).
 
 As a :class:`~collections.abc.Mapping` a group is ``key -> delta`` with the columns'
 entries folded into per-key counters (built on first use and kept): generic code sees one
@@ -26,8 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Group", "Column", "join_values"]
 
-Column: TypeAlias = "tuple[dict[str, int], dict[str, int]]"
-"""A counter column's entries: ``({key: increments}, {key: decrements})`` of one replica."""
+Column: TypeAlias = "tuple[dict[str, Any], dict[str, Any]]"
+"""A column's two dicts, of one replica: ``({key: increments}, {key: decrements})`` for a
+counter type, ``({key: timestamp}, {key: value})`` for LWW registers."""
 
 
 class Group(Mapping[str, "Crdt"]):
@@ -129,7 +138,7 @@ class Group(Mapping[str, "Crdt"]):
 
         Per-key deltas of one key are joined with their type's ``join_all`` (the greatest
         type tag wins if a key holds several types, as on every replica); columns of the
-        same counter type and replica are joined entry by entry (the maximum).
+        same type and replica by the type's ``join_columns`` (entry by entry).
         """
         parts: dict[str, list[Crdt]] = {}  # key -> its deltas in the groups, oldest first
         counts: dict[tuple[type[Any], str], Column] = {}
@@ -140,27 +149,15 @@ class Group(Mapping[str, "Crdt"]):
                     parts[key] = [value]
                 else:
                     values.append(value)
-            for col, (up, down) in group.counts.items():
+            for col, column in group.counts.items():
                 have = counts.get(col)
                 if have is None:
-                    counts[col] = (dict(up), dict(down))
+                    counts[col] = (dict(column[0]), dict(column[1]))
                 else:
-                    _max_into(have[0], up)
-                    _max_into(have[1], down)
+                    col[0].join_columns(have, column)
         deltas = {key: values[0] if len(values) == 1 else join_values(values)
                   for key, values in parts.items()}
         return cls(deltas, counts)
-
-
-def _max_into(mine: dict[str, int], theirs: dict[str, int]) -> None:
-    """Join ``theirs`` into ``mine`` entry by entry (the maximum)."""
-    if not mine:
-        mine.update(theirs)
-        return
-    get = mine.get
-    for key, n in theirs.items():
-        if n > get(key, 0):
-            mine[key] = n
 
 
 def join_values(values: list[Crdt]) -> Crdt:

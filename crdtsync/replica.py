@@ -343,8 +343,9 @@ class Replica(CachedHandles, Background):
     def _take_local(self) -> Group:
         """Return the local batch group, adding the fast paths' deltas.
 
-        A counter's local delta is this replica's entries: they go in one column per counter
-        type (:func:`~crdtsync.types.counters.own_columns`), no object per key.
+        A counter's local delta is this replica's entries, a register's is its winning
+        write: they go in one column per type (:func:`~crdtsync.types.counters.own_columns`,
+        :meth:`LWWRegister.own_column`), no object per key.
         """
         local = self._local
         data = self._data
@@ -353,8 +354,12 @@ class Replica(CachedHandles, Background):
             up, down = self._counted, self._decremented
             counts = own_columns(data, up, down, self.replica_id)
             self._counted, self._decremented = {}, {}
-        if self._assigned:  # a register's local delta is the register
-            local.update({k: data[k].copy() for k in self._assigned})
+        if self._assigned:  # a register's local delta is the register: by column if ours
+            column, others = LWWRegister.own_column(data, self._assigned, self.replica_id)
+            if column[0]:
+                counts = counts or {}
+                counts[(LWWRegister, self.replica_id)] = column
+            local.update({k: data[k].copy() for k in others})  # a remote write won since
             self._assigned = {}
         if self._stamped:
             for key, (final, cleared) in self._stamped.items():
@@ -422,6 +427,8 @@ class Replica(CachedHandles, Background):
                         novel[key] = fresh
             if fresh_col[0] or fresh_col[1]:
                 counts[(kind, replica)] = fresh_col
+                if kind is LWWRegister and not replaying:  # as _join_remote does per key
+                    self._observe(max(fresh_col[0].values()), origin)
         return Group(novel, counts)
 
     def _join_remote(self, key: str, delta: Crdt, origin: str, *,

@@ -63,11 +63,11 @@ class DeltaRules:
 
     def check(self, group: Mapping[str, Any]) -> str | None:
         """Return why ``group`` breaks the rule, or None if it may be joined."""
-        if type(group) is Group:  # counter columns name their replica once
+        if type(group) is Group:  # columns name their replica once
             if self.members is not None:
                 reason = self._check_ids(group.replicas())
                 if reason is not None:
-                    return f"counter column: {reason}"
+                    return f"column: {reason}"
             group = group.deltas
         if self.members is None and set(map(type, group.values())) <= _COUNTERS:
             return None  # counters name no sequence numbers: only members would matter

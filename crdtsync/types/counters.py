@@ -136,6 +136,38 @@ def _join_side(cls: type[Crdt], data: dict[str, Any], replica: str, entries: dic
     return entries if len(new) == len(entries) else new
 
 
+def _column_from_json(cls: type[Crdt], up: dict[str, Any],
+                      down: dict[str, Any]) -> Column:
+    """Check a parsed counter column's entries (keys already checked): totals in
+    ``1..2^63-1``, no decrements in a gcounter column; return them as they are."""
+    for entries in (up, down):
+        counts = entries.values()
+        if counts and (set(map(type, counts)) != {int} or min(counts) < 1
+                       or max(counts) > MAX_INT):
+            for n in counts:
+                check_int(n, low=1)
+    if down and cls.TYPE == "gcounter":
+        raise ValueError("a gcounter column cannot hold decrements")
+    return up, down
+
+
+def _join_columns(cls: type[Crdt], have: Column, other: Column) -> None:
+    """Join column ``other`` into ``have`` (both of one replica), entry by entry: the
+    maximum. ``have`` must be the caller's own dicts."""
+    _max_into(have[0], other[0])
+    _max_into(have[1], other[1])
+
+
+def _max_into(mine: dict[str, int], theirs: dict[str, int]) -> None:
+    if not mine:
+        mine.update(theirs)
+        return
+    get = mine.get
+    for key, n in theirs.items():
+        if n > get(key, 0):
+            mine[key] = n
+
+
 def _bump(entries: dict[str, int], replica: str, by: int) -> int:
     """Validate the arguments of an increment and add ``by`` to ``replica``'s entry."""
     if replica not in KNOWN_REPLICAS:
@@ -189,6 +221,8 @@ class GCounter(Crdt):
         return out
 
     join_column = classmethod(_join_column)
+    column_from_json = classmethod(_column_from_json)
+    join_columns = classmethod(_join_columns)
 
     @property
     def value(self) -> int:
@@ -343,6 +377,8 @@ class PNCounter(Crdt):
         return out
 
     join_column = classmethod(_join_column)
+    column_from_json = classmethod(_column_from_json)
+    join_columns = classmethod(_join_columns)
 
     @property
     def value(self) -> int:

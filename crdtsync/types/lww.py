@@ -9,6 +9,8 @@ by the canonical encoding of the value, so the join is commutative in every case
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from operator import attrgetter
 from typing import Any
 
 from crdtsync.clock import HLCTimestamp, pack
@@ -21,6 +23,7 @@ from crdtsync.codec import (
     dumps,
     remember_replica,
 )
+from crdtsync.group import Column
 from crdtsync.types.base import Crdt, register
 
 __all__ = ["LWWRegister", "check_timestamp"]
@@ -43,6 +46,15 @@ def _private(value: Any) -> Any:
             raise ValueError(f"int value {value} out of the 64-bit range")
         return value
     return check_json_value(value)
+
+
+def _plain(value: Any) -> bool:
+    """True for a value that needs no check: an int in the 64-bit range or an ASCII str."""
+    t = type(value)
+    return (t is int and -(2**63) <= value < 2**64) or (t is str and value.isascii())
+
+
+_TS, _RID, _VAL = attrgetter("_ts"), attrgetter("_rid"), attrgetter("_val")
 
 
 @register
@@ -145,6 +157,93 @@ class LWWRegister(Crdt):
         return None if self._ts < 0 else [self._ts, self._rid, self._val]
 
     log_json = to_json  # the canonical form is also the cheapest
+
+    # -- columns: one replica's winning writes as ({key: timestamp}, {key: value}) ----------
+    # (see crdtsync.group: a batch of assignments to many registers travels as two dicts)
+
+    @classmethod
+    def own_column(cls, data: dict[str, Any], keys: Collection[str],
+                   replica: str) -> tuple[Column, list[str]]:
+        """Return the column of the registers ``data[k]`` (``k`` in ``keys``) that
+        ``replica``'s write holds, and the keys whose register another replica's write holds
+        (their delta is the register: see :meth:`copy`)."""
+        regs = list(map(data.__getitem__, keys))
+        if set(map(_RID, regs)) == {replica}:  # the usual case: all of them
+            return (dict(zip(keys, map(_TS, regs), strict=True)),
+                    dict(zip(keys, map(_VAL, regs), strict=True))), []
+        stamps, values, others = {}, {}, []
+        for key, x in zip(keys, regs, strict=True):
+            if x._rid == replica:
+                stamps[key], values[key] = x._ts, x._val
+            else:
+                others.append(key)
+        return (stamps, values), others
+
+    @classmethod
+    def column_values(cls, replica: str, column: Column) -> dict[str, LWWRegister]:
+        """Return a column's entries as one register per key."""
+        values = column[1]
+        out = {}
+        for key, ts in column[0].items():
+            x = LWWRegister.__new__(LWWRegister)
+            x._ts, x._rid, x._val = ts, replica, values[key]
+            out[key] = x
+        return out
+
+    @classmethod
+    def join_column(cls, data: dict[str, Any], replica: str,
+                    column: Column) -> tuple[Column, list[str]]:
+        """Join ``replica``'s column into the registers of ``data`` (key -> value), the same
+        rule as :meth:`merge` per key; return the entries that won (the given column itself
+        when all did) and the keys left to the caller (absent, or not a register)."""
+        stamps, values = column
+        new_ts: dict[str, int] = {}
+        new_val: dict[str, Any] = {}
+        left: list[str] = []
+        get = data.get
+        for key, ts in stamps.items():
+            x = get(key)
+            if type(x) is not cls:
+                left.append(key)
+            elif ts > x._ts or (ts == x._ts and (replica > x._rid or (
+                    replica == x._rid and dumps(values[key]) > dumps(x._val)))):
+                x._ts, x._rid, x._val = ts, replica, values[key]
+                new_ts[key], new_val[key] = ts, x._val
+        if len(new_ts) == len(stamps):
+            return column, left
+        return (new_ts, new_val), left
+
+    @classmethod
+    def join_columns(cls, have: Column, other: Column) -> None:
+        """Join column ``other`` into ``have`` (both of one replica; ``have`` the caller's
+        own dicts): per key, the greater timestamp (then the greater encoded value)."""
+        stamps, values = have
+        theirs = other[1]
+        if not stamps:
+            stamps.update(other[0])
+            values.update(theirs)
+            return
+        get = stamps.get
+        for key, ts in other[0].items():
+            mine = get(key)
+            if mine is None or ts > mine or (
+                    ts == mine and dumps(theirs[key]) > dumps(values[key])):
+                stamps[key], values[key] = ts, theirs[key]
+
+    @classmethod
+    def column_from_json(cls, stamps: dict[str, Any],
+                         values: dict[str, Any]) -> Column:
+        """Check a parsed column (keys already checked): the same keys on both sides,
+        timestamps in ``0..2^63-1``, values JSON values as :meth:`from_json` takes them."""
+        if stamps.keys() != values.keys():
+            raise ValueError("an lww column must have the same keys for timestamps and values")
+        ts = stamps.values()
+        if ts and (set(map(type, ts)) != {int} or min(ts) < 0 or max(ts) > MAX_INT):
+            for t in ts:
+                check_int(t)
+        if not all(map(_plain, values.values())):
+            values = {k: check_json_value(v) for k, v in values.items()}
+        return stamps, values
 
     @classmethod
     def from_json(cls, obj: Any) -> LWWRegister:

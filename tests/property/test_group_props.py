@@ -1,10 +1,11 @@
-"""Laws of delta groups with counter columns: the columns are only a representation.
+"""Laws of delta groups with columns (counters, LWW registers): only a representation.
 
 A group is described by plain data (per-key values and columns) and built afresh wherever a
 test needs an independent copy. Keys and replica ids come from tiny alphabets so that
 columns, per-key deltas and states collide; besides the counters, keys may hold a set of a
-lesser (aworset) or greater (rworset) type tag than ``pncounter``, so that the greater-tag
-rule is exercised on both sides.
+lesser (aworset) or greater (rworset) type tag than ``pncounter``, and LWW registers (whose
+timestamps come from a tiny range, so ties by replica and by value are common), so that the
+greater-tag rule is exercised on both sides.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from crdtsync.codec import decode_group, dumps, encode_group, group_from_json, group_json
 from crdtsync.group import Group
 from crdtsync.replica import Replica
-from crdtsync.types import AWORSet, GCounter, PNCounter, RWORSet, join
+from crdtsync.types import AWORSet, GCounter, LWWRegister, PNCounter, RWORSet, join
 from crdtsync.types.base import Crdt
 
 KEYS = st.sampled_from(["a", "b", "c", "d"])
@@ -26,12 +27,16 @@ REPLICAS = st.sampled_from(["r1", "r2", "r3"])
 COUNTS = st.one_of(st.integers(1, 6), st.just(2**63 - 1))
 ENTRIES = st.dictionaries(REPLICAS, COUNTS, max_size=3)
 COLUMN = st.dictionaries(KEYS, COUNTS, max_size=4)
-KINDS = {"pncounter": PNCounter, "gcounter": GCounter}
+KINDS = {"pncounter": PNCounter, "gcounter": GCounter, "lww": LWWRegister}
+STAMPS = st.integers(0, 4)  # few: equal timestamps (ties by replica, then value) are common
+LWW_VALUES = st.sampled_from([0, 1, "a", "b", [1], {"k": None}, 2**64 - 1])
+LWW_COLUMN = st.dictionaries(KEYS, st.tuples(STAMPS, LWW_VALUES), max_size=4)
 
 VALUES = st.one_of(  # never bottom: a bottom delta creates a key but adds nothing to log
     st.tuples(st.just("pn"), ENTRIES, ENTRIES).filter(lambda v: bool(v[1] or v[2])),
     st.tuples(st.just("g"), ENTRIES.filter(bool)),
     st.sampled_from([("aw",), ("rw",)]),
+    st.tuples(st.just("lww"), STAMPS, REPLICAS, LWW_VALUES),
 )
 """A per-key value: a counter, or one fixed set value (one dot, never minted twice)."""
 
@@ -41,6 +46,8 @@ def value(desc: tuple[Any, ...]) -> Crdt:
         return PNCounter.from_json([dict(desc[1]), dict(desc[2])])
     if desc[0] == "g":
         return GCounter.from_json(dict(desc[1]))
+    if desc[0] == "lww":
+        return LWWRegister.from_json(list(desc[1:]))
     if desc[0] == "aw":
         return AWORSet().add("r9", "e")
     return RWORSet().add("r9", "e")
@@ -51,8 +58,14 @@ def group_descs(draw: st.DrawFn) -> tuple[dict[str, Any], list[Any]]:
     deltas = draw(st.dictionaries(KEYS, VALUES, max_size=3))
     cols = draw(st.lists(st.tuples(st.sampled_from(sorted(KINDS)), REPLICAS), unique=True,
                          max_size=4))
-    columns = [(tag, rep, draw(COLUMN), draw(COLUMN) if tag == "pncounter" else {})
-               for tag, rep in cols]
+    columns = []
+    for tag, rep in cols:
+        if tag == "lww":
+            entries = draw(LWW_COLUMN)
+            columns.append((tag, rep, {k: t for k, (t, _) in entries.items()},
+                            {k: v for k, (_, v) in entries.items()}))
+        else:
+            columns.append((tag, rep, draw(COLUMN), draw(COLUMN) if tag == "pncounter" else {}))
     return deltas, columns
 
 

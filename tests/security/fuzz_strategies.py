@@ -23,7 +23,7 @@ from crdtsync.sync import (
     States,
     encode_message,
 )
-from crdtsync.types import GCounter, PNCounter
+from crdtsync.types import GCounter, LWWRegister, PNCounter
 from tests.strategies import SPECS, universes
 
 __all__ = ["hostile_scalars", "mutated_json", "mutated_bytes", "groups", "messages",
@@ -100,16 +100,29 @@ _keynames = st.sampled_from(["k0", "k1", "k2", "post:1"])
 _totals = st.integers(min_value=1, max_value=2**63 - 1) | st.integers(min_value=1, max_value=9)
 _column = st.tuples(st.dictionaries(_keynames, _totals, max_size=3),
                     st.dictionaries(_keynames, _totals, max_size=2))
+_lww_entries = st.dictionaries(_keynames, st.tuples(
+    st.integers(min_value=0, max_value=2**63 - 1) | st.integers(min_value=0, max_value=3),
+    st.none() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=4)
+    | st.lists(st.integers(-9, 9), max_size=2)), max_size=3)
+
+
+def _column_of(kind: type, col: Any, entries: dict[str, Any]) -> Any:
+    if kind is LWWRegister:
+        return ({k: t for k, (t, _) in entries.items()}, {k: v for k, (_, v) in entries.items()})
+    return (col[0], col[1] if kind is PNCounter else {})
+
+
 _columns = st.dictionaries(
-    st.tuples(st.sampled_from([PNCounter, GCounter]), st.sampled_from(("a", *PEERS))),
-    _column, max_size=2).map(
-    lambda cols: {k: (up, down if k[0] is PNCounter else {}) for k, (up, down) in cols.items()})
+    st.tuples(st.sampled_from([PNCounter, GCounter, LWWRegister]),
+              st.sampled_from(("a", *PEERS))),
+    st.tuples(_column, _lww_entries), max_size=2).map(
+    lambda cols: {k: _column_of(k[0], col, lww) for k, (col, lww) in cols.items()})
 
 groups = st.one_of(
     st.dictionaries(_keynames, any_delta, max_size=3),
     st.builds(Group, st.dictionaries(_keynames, any_delta, max_size=2), _columns))
 """Delta groups over a few keys (types may clash with what the victim holds), some with
-counter columns (replica ids members, outsiders or the victim's own)."""
+counter and LWW columns (replica ids members, outsiders or the victim's own)."""
 
 encodings = any_delta.map(encode)
 

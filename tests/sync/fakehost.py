@@ -25,10 +25,12 @@ KEY_TYPES: dict[str, type[Crdt]] = {
 
 
 def with_columns(group: dict[str, Crdt], rid: str) -> Group:
-    """A local batch as the replica commits it: counters' own entries by column.
+    """A local batch as the replica commits it: counters' own entries and registers' own
+    writes by column.
 
     Non-empty counter deltas of a local batch hold only ``rid``'s entries (its totals), so
-    they move to one column per counter type; everything else stays a per-key delta.
+    they move to one column per counter type, as do the registers ``rid`` wrote; everything
+    else stays a per-key delta.
     """
     deltas: dict[str, Crdt] = {}
     counts: dict[tuple[type, str], tuple[dict[str, int], dict[str, int]]] = {}
@@ -40,6 +42,9 @@ def with_columns(group: dict[str, Crdt], rid: str) -> Group:
                 up[key] = delta._p[rid]
             if rid in getattr(delta, "_n", ()):
                 down[key] = delta._n[rid]  # type: ignore[attr-defined]
+        elif isinstance(delta, LWWRegister) and delta.writer == rid:
+            stamps, values = counts.setdefault((LWWRegister, rid), ({}, {}))
+            stamps[key], values[key] = delta.timestamp, delta.value
         else:
             deltas[key] = delta
     return Group(deltas, counts)

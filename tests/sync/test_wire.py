@@ -57,6 +57,8 @@ def _columns() -> Group:
     return Group({"post:1:title": title}, {
         (PNCounter, "eu-1"): ({"post:1:likes": 3, "post:2:likes": 1}, {"post:2:likes": 1}),
         (GCounter, "us-1"): ({"post:1:views": 5}, {}),
+        (LWWRegister, "us-1"): ({"post:2:title": 1_700_000_000_001 << 16},
+                                {"post:2:title": {"text": "yo", "tags": [1, 2]}}),
     })
 
 
@@ -90,8 +92,13 @@ INVALID: dict[str, tuple[bytes, str]] = {
     "bad_interval": (b'{"type":"delta","start":5,"end":4,"group":[]}', "not 1 <= start"),
     "zero_start": (b'{"type":"delta","start":0,"end":4,"group":[]}', "not 1 <= start"),
     "group_not_list": (b'{"type":"delta","start":1,"end":1,"group":{}}', "delta.group"),
-    "column_not_counter": (b'{"type":"delta","start":1,"end":1,"group":{"d":[],"c":'
-                           b'[["lww",1,"r",{"k":1},{}]]}}', "must be a counter"),
+    "column_not_columnar": (b'{"type":"delta","start":1,"end":1,"group":{"d":[],"c":'
+                            b'[["aworset",1,"r",{"k":1},{}]]}}', "must be a counter or lww"),
+    "column_lww_keys": (b'{"type":"delta","start":1,"end":1,"group":{"d":[],"c":'
+                        b'[["lww",1,"r",{"k":1},{}]]}}', "same keys"),
+    "column_lww_value": (b'{"type":"delta","start":1,"end":1,"group":{"d":[],"c":'
+                         b'[["lww",1,"r",{"k":1},{"k":' + b"[" * 40 + b"]" * 40 + b'}]]}}',
+                         "nested deeper"),
     "column_zero": (b'{"type":"delta","start":1,"end":1,"group":{"d":[],"c":'
                     b'[["pncounter",1,"r",{"k":0},{}]]}}', "invalid pncounter column"),
     "column_gcounter_down": (b'{"type":"delta","start":1,"end":1,"group":{"d":[],"c":'

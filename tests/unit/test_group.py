@@ -152,10 +152,10 @@ BAD_GROUPS = [
     (b'{"d": []}', r'\{"d"'),
     (b'{"d": 5, "c": []}', "list of"),
     (b'{"d": [], "c": {}}', "columns must be a list"),
-    (b'{"d": [], "c": [5]}', "counter column must be"),
-    (_col("pncounter", 1, "r", {}), "counter column must be"),
-    (_col("aworset", 1, "r", {}, {}), "must be a counter"),
-    (_col(7, 1, "r", {}, {}), "must be a counter"),
+    (b'{"d": [], "c": [5]}', "a column must be"),
+    (_col("pncounter", 1, "r", {}), "a column must be"),
+    (_col("aworset", 1, "r", {}, {}), "must be a counter or lww"),
+    (_col(7, 1, "r", {}, {}), "must be a counter or lww"),
     (_col("pncounter", 2, "r", {}, {}), "format version"),
     (_col("pncounter", True, "r", {}, {}), "format version"),
     (_col("pncounter", 1, "", {"x": 1}, {}), "replica id"),
@@ -329,3 +329,135 @@ def test_reopen_replays_log_entries_with_columns(tmp_path: Path) -> None:
     assert {k: again.state(k) for k in again.keys()} == states
     assert [again.get(k) for k in ("x", "y", "g", "n")] == [26, -9, 12, 2]
     again.close()
+
+
+# -- LWW register columns -------------------------------------------------------------------------
+
+
+def lww(ts: int, rid: str, value: Any) -> LWWRegister:
+    return LWWRegister.from_json([ts, rid, value])
+
+
+def test_lww_own_column_takes_this_replicas_winning_writes() -> None:
+    data: dict[str, Any] = {"a": lww(5, "me", "x"), "b": lww(9, "o", [1]), "c": lww(2, "me", 7)}
+    assert LWWRegister.own_column(data, ["a", "c"], "me") == (({"a": 5, "c": 2},
+                                                              {"a": "x", "c": 7}), [])
+    column, others = LWWRegister.own_column(data, {"a": None, "b": None, "c": None}, "me")
+    assert column == ({"a": 5, "c": 2}, {"a": "x", "c": 7}) and others == ["b"]
+    assert Group({}, {(LWWRegister, "me"): column}) == {"a": data["a"], "c": data["c"]}
+
+
+def test_lww_join_column_is_the_merge_rule_per_key() -> None:
+    data: dict[str, Any] = {
+        "older": lww(3, "b", "old"), "newer": lww(9, "b", "keep"),
+        "tie_lower_id": lww(5, "a", "loses"), "tie_higher_id": lww(5, "c", "wins"),
+        "tie_same_id": lww(5, "b", "a"), "counter": pn({"b": 1}),
+    }
+    stamps = {"older": 4, "newer": 8, "tie_lower_id": 5, "tie_higher_id": 5, "tie_same_id": 5,
+              "counter": 7, "new": 1}
+    values = {"older": "o2", "newer": "n2", "tie_lower_id": "t1", "tie_higher_id": "t2",
+              "tie_same_id": "b", "counter": 0, "new": {"k": [1]}}
+    fresh, left = LWWRegister.join_column(data, "b", (stamps, values))
+    assert fresh == ({"older": 4, "tie_lower_id": 5, "tie_same_id": 5},
+                     {"older": "o2", "tie_lower_id": "t1", "tie_same_id": "b"})
+    assert sorted(left) == ["counter", "new"] and "new" not in data
+    for key in ("older", "newer", "tie_lower_id", "tie_higher_id", "tie_same_id"):
+        want = lww(*data[key].to_json())  # each key as merge() decides it
+        want.merge(lww(stamps[key], "b", values[key]))
+        assert data[key] == want or key not in fresh[0]
+    assert data["older"] == lww(4, "b", "o2") and data["newer"] == lww(9, "b", "keep")
+    assert data["tie_higher_id"] == lww(5, "c", "wins") and data["counter"] == pn({"b": 1})
+    again, left = LWWRegister.join_column(data, "b", (dict(stamps), dict(values)))
+    assert again == ({}, {}) and sorted(left) == ["counter", "new"]
+    all_new = ({"older": 100}, {"older": None})
+    fresh, left = LWWRegister.join_column(data, "b", all_new)
+    assert fresh is all_new and left == [] and data["older"] == lww(100, "b", None)
+
+
+def test_lww_join_columns_keeps_the_later_write_per_key() -> None:
+    have = ({"a": 5, "b": 5, "c": 1}, {"a": "x", "b": "m", "c": 1})
+    LWWRegister.join_columns(have, ({"a": 4, "b": 5, "d": 2}, {"a": "y", "b": "z", "d": [2]}))
+    assert have == ({"a": 5, "b": 5, "c": 1, "d": 2}, {"a": "x", "b": "z", "c": 1, "d": [2]})
+    empty: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+    LWWRegister.join_columns(empty, ({"a": 1}, {"a": 2}))
+    assert empty == ({"a": 1}, {"a": 2})
+    g1 = Group({}, {(LWWRegister, "r"): ({"k": 1, "j": 9}, {"k": "one", "j": "nine"})})
+    g2 = Group({"k": lww(3, "s", "s3")}, {(LWWRegister, "r"): ({"k": 2}, {"k": "two"})})
+    joined = Group.join_all([g1, g2])
+    assert joined == {"k": lww(3, "s", "s3"), "j": lww(9, "r", "nine")}
+    assert joined.counts == {(LWWRegister, "r"): ({"k": 2, "j": 9}, {"k": "two", "j": "nine"})}
+    assert g1.counts[(LWWRegister, "r")] == ({"k": 1, "j": 9}, {"k": "one", "j": "nine"})
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(("col", "match"), [
+    (["lww", 1, "r", {"k": 1}, {}], "same keys"),
+    (["lww", 1, "r", {}, {"k": 1}], "same keys"),
+    (["lww", 1, "r", {"k": -1}, {"k": 1}], "out of range"),
+    (["lww", 1, "r", {"k": 2**63}, {"k": 1}], "out of range"),
+    (["lww", 1, "r", {"k": "1"}, {"k": 1}], "got str"),
+    (["lww", 1, "r", {"k": 1}, {"k": _nested(40)}], "nested deeper"),
+    (["lww", 1, "r", {"k": 1}, {"k": 2**64}], "out of the 64-bit range"),
+    (["lww", 1, "r", {"k": 1}, {"k": "\ud800"}], "surrogate|encode"),
+    (["lww", 1, "r", {"": 1}, {"": 1}], "key must have"),
+])
+def test_bad_lww_columns_raise_decode_error(col: list[Any], match: str) -> None:
+    with pytest.raises(DecodeError, match=match):
+        group_from_json({"d": [], "c": [col]})
+
+
+def test_lww_column_round_trips_with_any_json_value() -> None:
+    values = {"a": {"z": 1, "b": [None, True, 1.5]}, "b": "é", "c": -(2**63), "d": 2**64 - 1}
+    g = Group({}, {(LWWRegister, "r"): ({k: i for i, k in enumerate(values)}, values)})
+    blob = encode_group(g)
+    back = decode_group(blob)
+    assert back == g and back.counts == g.counts and encode_group(back) == blob
+
+
+def test_commit_of_register_writes_logs_a_column_and_advances_a_receivers_clock() -> None:
+    r = Replica.open(None, name="a", clock=lambda: 1_000)
+    r.register("t").assign("first")
+    r.register("u").assign([1])
+    r.commit()  # the keys exist: the next writes take the fast path
+    got: list[Committed] = []
+    r.on_commit.append(got.extend)
+    r.register("t").assign("second")
+    r.register("u").assign({"n": 2})
+    r.commit()
+    (entry,) = got
+    rid, grp = r.replica_id, entry.group
+    assert not grp.deltas and list(grp.counts) == [(LWWRegister, rid)]
+    assert grp == {"t": r.state("t"), "u": r.state("u")}
+    assert decode_group(list(r.store.log())[-1].blob) == grp
+    b = Replica.open(None, name="b", clock=lambda: 1_000)
+    before = b.now()
+    novel = b.apply_remote(grp, origin=rid)
+    assert novel == grp and (b.get("t"), b.get("u")) == ("second", {"n": 2})
+    assert b.now() > max(grp.counts[(LWWRegister, rid)][0].values()) > before
+    later = b.register("t")
+    later.assign("third")  # the receiver's write after it has seen "second" wins everywhere
+    b.commit()
+    (own,) = [e for e in b.store.log() if e.origin is None]
+    r.apply_remote(decode_group(own.blob), "b")
+    assert r.get("t") == b.get("t") == "third"
+
+
+def test_a_remote_write_that_won_before_the_commit_is_logged_as_the_register() -> None:
+    r = Replica.open(None, name="a", clock=lambda: 1_000)
+    r.register("t").assign("mine")
+    r.commit()
+    r.register("t").assign("mine again")
+    far = r.state("t").timestamp + (1 << 20)  # type: ignore[union-attr]
+    r.apply_remote({"t": lww(far, "z.1", "theirs")}, origin="z.1")
+    got: list[Committed] = []
+    r.on_commit.append(got.extend)
+    r.commit()
+    (local,) = [e for e in got if e.origin is None]
+    assert not local.group.counts and local.group.deltas == {"t": lww(far, "z.1", "theirs")}
+    assert r.get("t") == "theirs"
