@@ -353,7 +353,8 @@ class Replica(CachedHandles, Background):
         if self._counted or self._decremented:
             up, down = self._counted, self._decremented
             counts = own_columns(data, up, down, self.replica_id)
-            self._counted, self._decremented = {}, {}
+            up.clear()  # cleared, not replaced: bound counter handles hold this dict
+            down.clear()
         if self._assigned:  # a register's local delta is the register: by column if ours
             column, others = LWWRegister.own_column(data, self._assigned, self.replica_id)
             if column[0]:
