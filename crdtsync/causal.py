@@ -329,6 +329,26 @@ class DotMap:
         self.entries: dict[Any, Any] = {}
         self.owner: dict[Dot, Any] = {}
 
+    @classmethod
+    def of_dots(cls, owner: dict[Dot, Any]) -> DotMap:
+        """Return the DotMap of a set-like store given its dot index ``owner`` (dot ->
+        element), which it takes: each element holds its dots, one dot compact."""
+        dm = cls.__new__(cls)
+        entries: dict[Any, Any] = dict(zip(owner.values(), owner, strict=True))  # elem: dot
+        if len(entries) != len(owner):  # some element holds several dots
+            entries = {}
+            for dot, element in owner.items():
+                held = entries.get(element)
+                if held is None:
+                    entries[element] = dot
+                elif type(held) is tuple:
+                    entries[element] = {held, dot}
+                else:
+                    held.add(dot)
+        dm.entries = entries
+        dm.owner = owner
+        return dm
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DotMap):
             return NotImplemented

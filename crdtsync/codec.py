@@ -34,6 +34,8 @@ __all__ = [
     "decode_group",
     "group_json",
     "check_column_keys",
+    "dotmap_columns",
+    "dotmap_from_columns",
     "check_key",
     "dumps",
     "check_int",
@@ -390,7 +392,7 @@ def _bulk_dots(items: list[Any]) -> list[Dot] | None:
     return list(zip(replicas, seqs, strict=True))
 
 
-def _bulk_elements_ok(keys: tuple[Any, ...]) -> bool:
+def _bulk_elements_ok(keys: tuple[Any, ...] | list[Any]) -> bool:
     """Return True if :func:`check_element` accepts every key (False: check one by one)."""
     types = set(map(type, keys))
     if not types <= {str, int}:
@@ -504,6 +506,70 @@ def dotmap_from_json(obj: Any, key_of: Any, nested_of: Any) -> DotMap:
             raise ValueError(f"empty entry for {key!r} in store")
         dm.entries[key] = nested
     return dm
+
+
+def dotmap_from_columns(obj: Any) -> DotMap:
+    """Build an AWORSet store from ``{replica: [[element, ...], [seq, ...]], ...}``.
+
+    Each ``(replica, seq)`` is one dot held by the element beside it; an element may hold
+    dots of several replicas (concurrent adds). Raises ValueError or TypeError unless every
+    replica id, element and seq is valid, each replica's two lists are non-empty and of one
+    length, and no dot appears twice. The checks run in bulk; only a failing one looks at
+    the items one by one, for the precise error.
+    """
+    if type(obj) is not dict:
+        raise ValueError("aworset store must be an object {replica: [elements, seqs]}")
+    if not obj:
+        return DotMap()
+    elements: list[Any] = []
+    dots: list[Dot] = []
+    for replica, cols in obj.items():
+        if replica not in KNOWN_REPLICAS:
+            remember_replica(replica)
+        if type(cols) is not list or len(cols) != 2:
+            raise ValueError("an aworset replica's entries must be [[element, ...], [seq, ...]]")
+        els, seqs = cols
+        if type(els) is not list or type(seqs) is not list or not els or len(els) != len(seqs):
+            raise ValueError(f"the elements and seqs of replica {replica!r:.80} must be "
+                             "non-empty lists of one length")
+        if not _bulk_elements_ok(els):
+            for e in els:
+                check_element(e)
+        if set(map(type, seqs)) != {int} or min(seqs) < 1 or max(seqs) > MAX_INT:
+            for n in seqs:
+                check_int(n, low=1)
+        elements += els
+        dots += zip(repeat(replica), seqs)
+    owner = dict(zip(dots, elements, strict=True))
+    if len(owner) != len(dots):
+        raise ValueError("a dot appears twice in the aworset store")
+    return DotMap.of_dots(owner)
+
+
+def dotmap_columns(owner: dict[Dot, Any], *, canonical: bool = True) -> dict[str, list[Any]]:
+    """Return the JSON form :func:`dotmap_from_columns` reads, of a store's dot index.
+
+    ``canonical``: each replica's entries in ascending seq (a dot is unique, so this orders
+    any store, whatever its elements); else in the index's own order (the delta log).
+    """
+    if not owner:
+        return {}
+    dots: Any = sorted(owner) if canonical else owner
+    first = next(iter(dots))[0]
+    if (dots[-1][0] == first) if canonical else set(map(_FIRST, owner)) == {first}:
+        # one replica, the usual case: two lists built in C
+        return {first: [list(map(owner.__getitem__, dots)), list(map(_SECOND, dots))]}
+    runs: dict[str, list[Any]] = {}
+    for dot in dots:
+        run = runs.get(dot[0])
+        if run is None:
+            run = runs[dot[0]] = [[], []]
+        run[0].append(owner[dot])
+        run[1].append(dot[1])
+    return runs
+
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 def dotsets_from_json(obj: Any) -> DotMap | None:
