@@ -386,6 +386,24 @@ def _run_w6_profiled(prof: cProfile.Profile, work: Any) -> None:
 # ---------------------------------------------------------------- W5
 
 
+def _delta_parts(group: Any, sender: str) -> list[tuple[int, int, int]]:
+    """``(JSON bytes, entries of the sender, entries of other replicas)`` per key of a Delta's
+    group and per column (a column names its replica once: all or none of it is the
+    sender's)."""
+    items, columns = (group["d"], group["c"]) if isinstance(group, dict) else (group, [])
+    out = []
+    for key, env in items:
+        state = env[2]
+        ents = state[0] if isinstance(state, list) else state
+        mine = sum(1 for r in ents if r == sender)
+        out.append((len(orjson.dumps([key, env])), mine, len(ents) - mine))
+    for col in columns:
+        n = len(col[3]) + len(col[4])
+        out.append((len(orjson.dumps(col)), n if col[2] == sender else 0,
+                    0 if col[2] == sender else n))
+    return out
+
+
 def section_w5(scale: float, top: int) -> str:
     import asyncio
 
@@ -410,12 +428,7 @@ def section_w5(scale: float, top: int) -> str:
             continue
         anat.add(frame)
         scale_wire = len(frame) / len(raw)  # share of the (compressed) frame per JSON byte
-        for key, env in obj["group"]:
-            entry = len(orjson.dumps([key, env]))
-            state = env[2]
-            ents = state[0] if isinstance(state, list) else state
-            mine = sum(1 for r in ents if r == sender)
-            others = len(ents) - mine
+        for entry, mine, others in _delta_parts(obj["group"], sender):
             own_entries += mine
             fwd_entries += others
             share = mine / max(mine + others, 1)

@@ -143,10 +143,12 @@ def test_scaling_and_profile_tiny(tmp_path: Path) -> None:
     assert row["catchup_bytes_keys"] > 0 and row["catchup_bytes_states"] > 0
     assert "| 500 |" in scaling.summarize([row])
     out = tmp_path / "profile.md"
-    assert profile.main(["--only", "W1,W6", "--scale", "0.002", "--top", "3",
+    assert profile.main(["--only", "W1,W4,W5,W6", "--scale", "0.002", "--top", "3",
                          "--out", str(out)]) == 0
     text = out.read_text()
     assert "### W1 counters" in text and "### W6" in text and "| part of the JSON |" in text
+    assert "### W4" in text and "pncounter column" in text  # groups hold counter columns
+    assert "### W5" in text and "Delta bytes on the wire: **own entries" in text
 
 
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
