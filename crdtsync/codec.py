@@ -96,13 +96,14 @@ def group_json(group: Any, *, log: bool = False) -> Any:
     """Return the JSON form of a delta group (a :class:`~crdtsync.group.Group` or a dict
     ``{key: value}``).
 
-    A group without counter columns is ``[[key, envelope], ...]``; one with columns is
-    ``{"d": [[key, envelope], ...], "c": [[type_tag, format_version, replica, {key:
-    increments}, {key: decrements}], ...]}``. Canonical (keys sorted, columns sorted by type
-    and replica, each value's :meth:`~crdtsync.types.Crdt.to_json`) unless ``log``: then the
-    group's own order and each value's ``log_json`` (the replica's delta log; it decodes to
-    the same group, but its bytes are not canonical). Built of tuples, which serialize as
-    the same JSON arrays as lists, faster.
+    A group without columns is ``[[key, envelope], ...]``; one with columns is ``{"d":
+    [[key, envelope], ...], "c": [[type_tag, format_version, replica, {key: ...}, {key:
+    ...}], ...]}`` (see :mod:`crdtsync.group` for what the two objects hold per type).
+    Canonical (keys sorted, columns sorted by type and replica, each value's
+    :meth:`~crdtsync.types.Crdt.to_json`) unless ``log``: then the group's own order and each
+    value's ``log_json`` (the replica's delta log; it decodes to the same group, but its
+    bytes are not canonical). Built of tuples, which serialize as the same JSON arrays as
+    lists, faster.
     """
     v = FORMAT_VERSION
     deltas, counts = (group.deltas, group.counts) if type(group) is Group else (group, None)

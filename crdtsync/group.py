@@ -17,7 +17,7 @@ one delta per key), ``join_column`` (join it into a keyspace), ``join_columns`` 
 columns) and ``column_from_json`` (check a parsed one).
 
 As a :class:`~collections.abc.Mapping` a group is ``key -> delta`` with the columns'
-entries folded into per-key counters (built on first use and kept): generic code sees one
+entries folded into per-key deltas (built on first use and kept): generic code sees one
 delta per key and never needs to know about columns.
 
 Groups are values: do not change one (or the dicts it holds) once it is built.
@@ -40,7 +40,7 @@ counter type, ``({key: timestamp}, {key: value})`` for LWW registers."""
 
 
 class Group(Mapping[str, "Crdt"]):
-    """A delta group: ``deltas`` (key -> delta) and ``counts`` ((counter class, replica) ->
+    """A delta group: ``deltas`` (key -> delta) and ``counts`` ((type, replica) ->
     :data:`Column`); read as a mapping, key -> the join of everything it holds for the key."""
 
     __slots__ = ("deltas", "counts", "_view")

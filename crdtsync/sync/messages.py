@@ -48,8 +48,9 @@ __all__ = [
 PROTOCOL_VERSION = 2
 """Version of the sync protocol spoken here; a peer speaking another one is refused.
 
-2 (session 4): a group may hold counter columns (see :mod:`crdtsync.group`), which version 1
-peers cannot decode."""
+2 (session 4): a group may hold columns of counter entries and LWW writes (see
+:mod:`crdtsync.group`), and an aworset's store is written by replica (docs/protocol.md, "Set
+stores"); version 1 peers can read neither."""
 
 
 

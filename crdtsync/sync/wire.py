@@ -3,9 +3,9 @@
 A message is a JSON object ``{"type": <tag>, <field>: <value>, ...}`` serialized by orjson
 with sorted keys, so equal messages give equal bytes. A group is encoded as by
 :func:`crdtsync.codec.encode_group`: ``[[key, [type_tag, format_version, state]], ...]``
-sorted by key, each value a :mod:`crdtsync.codec` envelope; a group holding counter columns
+sorted by key, each value a :mod:`crdtsync.codec` envelope; a group holding columns
 (:mod:`crdtsync.group`) is ``{"d": [...], "c": [[type_tag, format_version, replica,
-{key: increments}, {key: decrements}], ...]}``. Tags and fields are listed
+{key: ...}, {key: ...}], ...]}``. Tags and fields are listed
 in ``docs/protocol.md`` and pinned by the golden vectors in
 ``tests/vectors/sync_messages.json``.
 

@@ -199,7 +199,7 @@ class GCounter(Crdt):
         return delta
 
     def add_in_place(self, replica: str, by: int, down: bool = False) -> None:
-        """Apply an increment without building its delta (see :meth:`own_delta`)."""
+        """Apply an increment without building its delta (see :func:`own_columns`)."""
         if down:
             raise TypeError("a gcounter cannot be decremented; use a PNCounter")
         _bump(self._p, replica, by)
@@ -341,7 +341,8 @@ class PNCounter(Crdt):
     def add_in_place(self, replica: str, by: int, down: bool = False) -> None:
         """Apply an increment (a decrement if ``down``) without building its delta.
 
-        A replica batching many writes calls this, then :meth:`own_delta` once per commit.
+        A replica batching many writes calls this, then takes the batch's entries once per
+        commit (:func:`own_columns`; :meth:`own_delta` is the same for one key).
         """
         entries = self._n if down else self._p
         if type(by) is int and by > 0 and replica in KNOWN_REPLICAS:  # the common case

@@ -48,6 +48,13 @@ def _private(value: Any) -> Any:
     return check_json_value(value)
 
 
+def _tie_wins(rid: str, value: Any, other_rid: str, other_value: Any) -> bool:
+    """True if a write of ``value`` by ``rid`` beats one of ``other_value`` by ``other_rid``
+    at the same timestamp: the greater replica id, then (one replica reusing a timestamp)
+    the greater canonical encoding, so every join of registers is commutative."""
+    return rid > other_rid or (rid == other_rid and dumps(value) > dumps(other_value))
+
+
 def _plain(value: Any) -> bool:
     """True for a value that needs no check: an int in the 64-bit range or an ASCII str."""
     t = type(value)
@@ -114,11 +121,8 @@ class LWWRegister(Crdt):
     def merge(self, other: Any) -> None:
         if type(other) is not LWWRegister:
             self._check_same(other)
-        if other._ts > self._ts or (
-            other._ts == self._ts
-            and (other._rid > self._rid
-                 or (other._rid == self._rid and dumps(other._val) > dumps(self._val)))
-        ):
+        if other._ts > self._ts or (other._ts == self._ts and _tie_wins(
+                other._rid, other._val, self._rid, self._val)):
             self._ts, self._rid, self._val = other._ts, other._rid, other._val
 
     def join_novel(self, delta: Any) -> LWWRegister | None:
@@ -126,8 +130,7 @@ class LWWRegister(Crdt):
         if type(delta) is not LWWRegister:
             self._check_same(delta)
         ts, rid = delta._ts, delta._rid
-        if ts > self._ts or (ts == self._ts and (
-                rid > self._rid or (rid == self._rid and dumps(delta._val) > dumps(self._val)))):
+        if ts > self._ts or (ts == self._ts and _tie_wins(rid, delta._val, self._rid, self._val)):
             self._ts, self._rid, self._val = ts, rid, delta._val
             return delta  # type: ignore[no-any-return]
         return None
@@ -205,8 +208,7 @@ class LWWRegister(Crdt):
             x = get(key)
             if type(x) is not cls:
                 left.append(key)
-            elif ts > x._ts or (ts == x._ts and (replica > x._rid or (
-                    replica == x._rid and dumps(values[key]) > dumps(x._val)))):
+            elif ts > x._ts or (ts == x._ts and _tie_wins(replica, values[key], x._rid, x._val)):
                 x._ts, x._rid, x._val = ts, replica, values[key]
                 new_ts[key], new_val[key] = ts, x._val
         if len(new_ts) == len(stamps):
@@ -227,7 +229,7 @@ class LWWRegister(Crdt):
         for key, ts in other[0].items():
             mine = get(key)
             if mine is None or ts > mine or (
-                    ts == mine and dumps(theirs[key]) > dumps(values[key])):
+                    ts == mine and _tie_wins("", theirs[key], "", values[key])):
                 stamps[key], values[key] = ts, theirs[key]
 
     @classmethod
