@@ -38,6 +38,7 @@ __all__ = [
     "dotmap_from_columns",
     "check_key",
     "dumps",
+    "dumps_unsorted",
     "check_int",
     "check_text",
     "check_replica",
@@ -68,6 +69,13 @@ _OPTS = orjson.OPT_SORT_KEYS
 def dumps(obj: Any) -> bytes:
     """Serialize a JSON-able object canonically (sorted keys, compact)."""
     return orjson.dumps(obj, option=_OPTS)
+
+
+def dumps_unsorted(obj: Any) -> bytes:
+    """Serialize a JSON-able object compactly, dict keys in their own order (not canonical:
+    for bytes that are only ever decoded, such as the delta log's; sorting a batch's
+    columns of a thousand keys took 3/4 of their encoding)."""
+    return orjson.dumps(obj)
 
 
 def encode(x: Any) -> bytes:

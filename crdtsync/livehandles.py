@@ -2,13 +2,15 @@
 
 ``replica.counter(k)`` returns the same handle for ``k`` every time (the caches are bounded:
 one is cleared when it holds :data:`MAX_CACHED_HANDLES` handles), so a loop of
-``replica.counter(k).increment()`` allocates nothing. After its first write, a counter or
-register handle holds the key's live value and writes straight into it while the
-replica's epoch is the one it bound at; the replica moves the epoch when it closes and when
-a remote delta of a greater type tag replaces a key's value, and the handle then takes the
-checked path (which raises or binds again). Set handles go through the replica's set fast
-path (which stamps the element through the set's own ``_stamp``). These classes use the
-replica's internals: they are part of it, kept apart for size.
+``replica.counter(k).increment()`` allocates nothing. After its first write, a counter
+handle holds the key's live counter and writes straight into it while the replica's epoch
+is the one it bound at; a register handle, bound the same way, hands its checked value to
+the replica, which stamps the batch's assignments with one timestamp. The replica moves the
+epoch when it closes and when a remote delta of a greater type tag replaces a key's value,
+and the handle then takes the checked path (which raises or binds again). Set handles go
+through the replica's set fast path (which stamps the element through the set's own
+``_stamp``). These classes use the replica's internals: they are part of it, kept apart for
+size.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from crdtsync.codec import MAX_INT
 from crdtsync.handles import CounterHandle, Handles, RegisterHandle, SetHandle
 from crdtsync.types import AWORSet, Crdt, GCounter, LWWRegister, PNCounter, RWORSet
+from crdtsync.types.lww import checked_value
 
 if TYPE_CHECKING:
     from crdtsync.replica import Replica
@@ -81,7 +84,7 @@ def _bind(handle: Any, r: Replica, kind: type[Crdt]) -> None:
     if type(x) is not kind or not r._writable:
         return
     if kind is LWWRegister:
-        handle._x, handle._epoch = x, r._epoch
+        handle._epoch = r._epoch
     elif r.replica_id in x._p:  # type: ignore[attr-defined]
         handle._p, handle._rid, handle._counted = x._p, r.replica_id, r._counted  # type: ignore[attr-defined]
         handle._epoch = r._epoch
@@ -90,23 +93,25 @@ def _bind(handle: Any, r: Replica, kind: type[Crdt]) -> None:
 class LiveRegister(RegisterHandle):
     """A replica's LWW register handle, bound like :class:`LiveCounter`.
 
-    An assign stamps the value with the replica's HLC and writes it into the live register;
-    the key's delta (the register itself) is taken once per commit.
+    An assign checks the value and leaves it with the replica, which stamps every register
+    assigned since the last stamp with one HLC timestamp when it commits, or earlier when
+    something reads the keyspace or takes a timestamp (:meth:`Replica._stamp_assigned`).
     """
 
-    __slots__ = ("_x", "_epoch")
+    __slots__ = ("_epoch",)
 
     def __init__(self, replica: Handles, key: str) -> None:
         super().__init__(replica, key)
-        self._x: Any = None
         self._epoch = -1
 
     def assign(self, value: Any) -> Any:
         """Set the value (any JSON value); the latest (HLC, replica) write wins."""
         r: Replica = self._w  # type: ignore[assignment]
-        if self._epoch == r._epoch:  # assign_in_place validates the value
-            self._x.assign_in_place(r.replica_id, value, r.hlc.now(r._clock()))
-            r._assigned[self.key] = None
+        if self._epoch == r._epoch:  # the key holds a register and r is writable
+            t = value.__class__
+            if not ((t is int and -(2**63) <= value < 2**64) or (t is str and value.isascii())):
+                value = checked_value(value)  # raises before anything changes
+            r._assigned[self.key] = value
             return r._write_ticket or r._ticket()
         write = super().assign(value)
         _bind(self, r, LWWRegister)

@@ -28,10 +28,10 @@ from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from crdtsync.background import Background
 from crdtsync.clock import DEFAULT_MAX_DRIFT_MS, HybridLogicalClock
-from crdtsync.codec import check_key, dumps, encode, group_json
+from crdtsync.codec import check_key, dumps_unsorted, encode, group_json
 from crdtsync.errors import ClockSkewError, LocalError, TypeMismatchError
 from crdtsync.gcpause import gc_paused
-from crdtsync.group import Group
+from crdtsync.group import Column, Group
 from crdtsync.handles import Batch, Write
 from crdtsync.identity import load_identity
 from crdtsync.keystore import DEFAULT_CHECKPOINT_BYTES, Checkpointer, load_bases, load_log
@@ -66,9 +66,9 @@ class Committed:
 
 def _log_blob(group: Group) -> bytes:
     """Encode a group for the delta log: :func:`~crdtsync.codec.group_json`'s log form (the
-    group's own first-write order, sets unsorted), which saves sorting;
-    :func:`~crdtsync.codec.decode_group` reads any order."""
-    return dumps(group_json(group, log=True))
+    group's own first-write order, sets unsorted) with dict keys unsorted too, which saves
+    sorting; :func:`~crdtsync.codec.decode_group` reads any order."""
+    return dumps_unsorted(group_json(group, log=True))
 
 
 class Replica(CachedHandles, Background):
@@ -127,7 +127,10 @@ class Replica(CachedHandles, Background):
         self._stamped: dict[str, tuple[dict[Any, Any], set[Any]]] = {}
         self._write_ticket: Write | None = None
         self._init_handles()
-        self._assigned: dict[str, None] = {}  # registers written by the fast path, likewise
+        # registers assigned by the fast path, not yet stamped: key -> checked value (see
+        # _stamp_assigned), and the column of those stamped since the commit
+        self._assigned: dict[str, Any] = {}
+        self._own_lww: Column | None = None
         self._remote: list[tuple[str, Group, Any]] = []
         self._pending_ops = 0
         self._batch_no = 1
@@ -202,6 +205,8 @@ class Replica(CachedHandles, Background):
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value of ``key`` (as ``x.value`` of its CRDT), or ``default``."""
+        if self._assigned:
+            self._stamp_assigned()
         x = self._data.get(key)
         return default if x is None else x.value
 
@@ -212,6 +217,8 @@ class Replica(CachedHandles, Background):
 
     def state(self, key: str) -> Crdt | None:
         """Return a copy of the CRDT under ``key`` (None if absent)."""
+        if self._assigned:
+            self._stamp_assigned()
         x = self._data.get(key)
         return None if x is None else x.copy()
 
@@ -229,6 +236,8 @@ class Replica(CachedHandles, Background):
 
     def items(self) -> Iterator[tuple[str, Crdt]]:
         """Iterate over (key, CRDT) pairs; the CRDTs are live: do not mutate them."""
+        if self._assigned:
+            self._stamp_assigned()
         return iter(self._data.items())
 
     # -- local writes -----------------------------------------------------------------------
@@ -355,13 +364,13 @@ class Replica(CachedHandles, Background):
             counts = own_columns(data, up, down, self.replica_id)
             up.clear()  # cleared, not replaced: bound counter handles hold this dict
             down.clear()
-        if self._assigned:  # a register's local delta is the register: by column if ours
-            column, others = LWWRegister.own_column(data, self._assigned, self.replica_id)
+        if self._assigned:
+            self._stamp_assigned()
+        if self._own_lww is not None:  # a register's local delta is its write: by column
+            column, self._own_lww = self._own_lww, None
             if column[0]:
                 counts = counts or {}
                 counts[(LWWRegister, self.replica_id)] = column
-            local.update({k: data[k].copy() for k in others})  # a remote write won since
-            self._assigned = {}
         if self._stamped:
             for key, (final, cleared) in self._stamped.items():
                 delta = self._data[key].delta_for(final, cleared)  # type: ignore[attr-defined]
@@ -376,16 +385,42 @@ class Replica(CachedHandles, Background):
         """Writes waiting for the next commit; a counter or register key written by the fast
         paths counts once, whatever the number of writes (its delta is one entry)."""
         return (self._pending_ops + len(self._counted) + len(self._decremented)
-                + len(self._assigned))
+                + len(self._assigned) + (len(self._own_lww[0]) if self._own_lww else 0))
 
     def has_local_writes(self) -> bool:
         """True if local writes are waiting for the next commit."""
         return bool(self._local or self._counted or self._decremented or self._stamped
-                    or self._assigned)
+                    or self._assigned or self._own_lww)
 
     def now(self) -> int:
-        """Return a fresh HLC timestamp for a local write."""
+        """Return a fresh HLC timestamp for a local write.
+
+        Assignments waiting for a timestamp are stamped first, so a write stamped by this
+        timestamp is later than every write made before it.
+        """
+        if self._assigned:
+            self._stamp_assigned()
         return self.hlc.now(self._clock())
+
+    def _stamp_assigned(self) -> None:
+        """Stamp the registers the fast path assigned since the last stamp, all with one
+        fresh HLC timestamp, and add them to the batch's column.
+
+        An assignment is stamped at the first of: the commit, a read of the keyspace
+        (:meth:`get`, :meth:`state`, :meth:`items`), a timestamp taken for another write
+        (:meth:`now`). Until then it is in no register: a remote write joined meanwhile
+        meets the register as it was, and the assignment, stamped later, is later than it
+        (the clock has seen its timestamp), as it would be had it been stamped first. Only
+        a write the clock refused to follow (too far ahead: see :meth:`_observe`) beats it.
+        """
+        values, self._assigned = self._assigned, {}
+        ts = self.hlc.now(self._clock())
+        column = LWWRegister.stamp_column(self._data, values, self.replica_id, ts)
+        if self._own_lww is None:
+            self._own_lww = column
+        else:  # a later stamp: greater timestamps
+            self._own_lww[0].update(column[0])
+            self._own_lww[1].update(column[1])
 
     # -- remote deltas ----------------------------------------------------------------------
 
@@ -452,6 +487,9 @@ class Replica(CachedHandles, Background):
             self._counted.pop(key, None)
             self._decremented.pop(key, None)
             self._assigned.pop(key, None)
+            if self._own_lww is not None:
+                self._own_lww[0].pop(key, None)
+                self._own_lww[1].pop(key, None)
             self._stamped.pop(key, None)
             x = None
         if x is None:

@@ -33,7 +33,7 @@ from crdtsync.codec import (
 )
 from crdtsync.types.base import CausalCrdt
 from crdtsync.types.counters import check_amount
-from crdtsync.types.lww import _private, check_timestamp
+from crdtsync.types.lww import check_timestamp, checked_value
 
 __all__ = ["MapCounter", "MapGCounter", "MapLWW"]
 
@@ -128,7 +128,7 @@ class MapLWW(CausalCrdt):
     def assign(self, replica: str, value: Any, timestamp: Any) -> MapLWW:
         """Write ``value`` at ``timestamp``; return the delta (the later write keeps winning)."""
         check_replica(replica)
-        best = (check_timestamp(timestamp), replica, _private(value))
+        best = (check_timestamp(timestamp), replica, checked_value(value))
         store = self._store
         dctx = CausalContext()
         for dot, payload in store.items():

@@ -9,7 +9,6 @@ by the canonical encoding of the value, so the join is commutative in every case
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from operator import attrgetter
 from typing import Any
 
@@ -26,7 +25,7 @@ from crdtsync.codec import (
 from crdtsync.group import Column
 from crdtsync.types.base import Crdt, register
 
-__all__ = ["LWWRegister", "check_timestamp"]
+__all__ = ["LWWRegister", "check_timestamp", "checked_value"]
 
 
 def check_timestamp(timestamp: Any) -> int:
@@ -36,7 +35,7 @@ def check_timestamp(timestamp: Any) -> int:
     return check_int(timestamp, low=0, high=MAX_INT)
 
 
-def _private(value: Any) -> Any:
+def checked_value(value: Any) -> Any:
     """Validate a register value, copying containers so later caller edits cannot leak in."""
     t = type(value)
     if t is str and not value.isascii():
@@ -88,21 +87,9 @@ class LWWRegister(Crdt):
         delta = LWWRegister.__new__(LWWRegister)
         delta._ts = ts
         delta._rid = replica
-        delta._val = _private(value)
+        delta._val = checked_value(value)
         self.merge(delta)
         return delta
-
-    def assign_in_place(self, replica: str, value: Any, timestamp: int) -> None:
-        """Like :meth:`assign`, without building the delta (a replica batching writes takes
-        the register itself as the delta at commit)."""
-        if (type(timestamp) is int and timestamp > self._ts and timestamp <= MAX_INT
-                and replica in KNOWN_REPLICAS):
-            t = type(value)
-            if not ((t is int and -(2**63) <= value < 2**64) or (t is str and value.isascii())):
-                value = _private(value)  # validates (and copies) before anything changes
-            self._ts, self._rid, self._val = timestamp, replica, value
-        else:
-            self.assign(replica, value, timestamp)
 
     @property
     def value(self) -> Any:
@@ -165,22 +152,34 @@ class LWWRegister(Crdt):
     # (see crdtsync.group: a batch of assignments to many registers travels as two dicts)
 
     @classmethod
-    def own_column(cls, data: dict[str, Any], keys: Collection[str],
-                   replica: str) -> tuple[Column, list[str]]:
-        """Return the column of the registers ``data[k]`` (``k`` in ``keys``) that
-        ``replica``'s write holds, and the keys whose register another replica's write holds
-        (their delta is the register: see :meth:`copy`)."""
-        regs = list(map(data.__getitem__, keys))
-        if set(map(_RID, regs)) == {replica}:  # the usual case: all of them
-            return (dict(zip(keys, map(_TS, regs), strict=True)),
-                    dict(zip(keys, map(_VAL, regs), strict=True))), []
-        stamps, values, others = {}, {}, []
-        for key, x in zip(keys, regs, strict=True):
-            if x._rid == replica:
-                stamps[key], values[key] = x._ts, x._val
+    def stamp_column(cls, data: dict[str, Any], values: dict[str, Any], replica: str,
+                     timestamp: int) -> Column:
+        """Write ``values`` (key -> a value :func:`checked_value` has checked) into the registers
+        ``data[k]`` as ``replica``'s writes at one ``timestamp``, in place, by the merge
+        rule; return the column of the writes that won (``values`` itself when all did).
+
+        A replica stamps its batched assignments with this at commit, one timestamp for all
+        of them (a register holds one write of a replica at a time, so keys need not differ
+        in timestamp); a write loses only to a register holding a later one already.
+        """
+        if not 0 <= timestamp <= MAX_INT:
+            check_int(timestamp, low=0, high=MAX_INT)
+        if replica not in KNOWN_REPLICAS:
+            remember_replica(replica)
+        get = data.__getitem__
+        lost: list[str] = []
+        for key, value in values.items():
+            x = get(key)
+            if timestamp > x._ts or (timestamp == x._ts and _tie_wins(
+                    replica, value, x._rid, x._val)):
+                x._ts, x._rid, x._val = timestamp, replica, value
             else:
-                others.append(key)
-        return (stamps, values), others
+                lost.append(key)
+        if lost:
+            values = dict(values)
+            for key in lost:
+                del values[key]
+        return dict.fromkeys(values, timestamp), values
 
     @classmethod
     def column_values(cls, replica: str, column: Column) -> dict[str, LWWRegister]:

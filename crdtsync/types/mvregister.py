@@ -12,7 +12,7 @@ from typing import Any
 from crdtsync.causal import CausalContext
 from crdtsync.codec import check_dot, check_json_value, check_replica, value_order
 from crdtsync.types.base import CausalCrdt, register
-from crdtsync.types.lww import _private
+from crdtsync.types.lww import checked_value
 
 __all__ = ["MVRegister"]
 
@@ -27,7 +27,7 @@ class MVRegister(CausalCrdt):
     def assign(self, replica: str, value: Any) -> MVRegister:
         """Replace every value seen here by ``value`` (any JSON value); return the delta."""
         check_replica(replica)
-        value = _private(value)
+        value = checked_value(value)
         ctx = CausalContext()
         ctx.add_all(self._store)
         dot = self._ctx.next_dot(replica)

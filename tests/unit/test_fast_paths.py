@@ -246,3 +246,37 @@ def test_commit_and_apply_leave_the_collector_enabled() -> None:
     a.counter("c").increment()
     a.commit()
     assert gc.isenabled() and b.get("c") == 1
+
+
+REGISTER_OPS = st.lists(st.tuples(st.sampled_from(["fast", "batch", "read", "commit"]),
+                                  st.sampled_from("xy"), st.integers(0, 9)), max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(REGISTER_OPS)
+def test_register_writes_keep_program_order_across_paths(
+        ops: list[tuple[str, str, int]]) -> None:
+    """Fast-path assignments wait for their stamp (commit, read, or a timestamp taken by
+    another write); mixed with batch assignments, reads and commits on a clock that stands
+    still, the last write in program order wins, here and at a peer fed the commits."""
+    a, b = _pair()
+    a._clock = lambda: 5_000
+    model = {"x": -1, "y": -1}
+    for key in model:  # the first write takes the checked path and binds the handle
+        a.register(key).assign(-1)
+    a.commit()
+    for op, key, n in ops:
+        if op == "fast":
+            a.register(key).assign(n)
+            model[key] = n
+        elif op == "batch":
+            with a.batch() as bt:
+                bt.register(key).assign(n)
+            model[key] = n
+        elif op == "read":
+            assert a.get(key) == model.get(key)
+        else:
+            a.commit()
+    a.commit()
+    assert {k: a.get(k) for k in "xy"} == model
+    assert {k: a.state(k) for k in a.keys()} == {k: b.state(k) for k in b.keys()}

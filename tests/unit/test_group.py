@@ -338,13 +338,24 @@ def lww(ts: int, rid: str, value: Any) -> LWWRegister:
     return LWWRegister.from_json([ts, rid, value])
 
 
-def test_lww_own_column_takes_this_replicas_winning_writes() -> None:
-    data: dict[str, Any] = {"a": lww(5, "me", "x"), "b": lww(9, "o", [1]), "c": lww(2, "me", 7)}
-    assert LWWRegister.own_column(data, ["a", "c"], "me") == (({"a": 5, "c": 2},
-                                                              {"a": "x", "c": 7}), [])
-    column, others = LWWRegister.own_column(data, {"a": None, "b": None, "c": None}, "me")
-    assert column == ({"a": 5, "c": 2}, {"a": "x", "c": 7}) and others == ["b"]
-    assert Group({}, {(LWWRegister, "me"): column}) == {"a": data["a"], "c": data["c"]}
+def test_lww_stamp_column_writes_one_timestamp_by_the_merge_rule() -> None:
+    data: dict[str, Any] = {"a": lww(5, "me", "x"), "b": lww(9, "o", [1]), "c": lww(2, "o", 7),
+                            "tie_lower": lww(8, "a", 1), "tie_higher": lww(8, "z", 1)}
+    values = {"a": "y", "c": 8}
+    column = LWWRegister.stamp_column(data, values, "me", 8)
+    assert column == ({"a": 8, "c": 8}, {"a": "y", "c": 8}) and column[1] is values
+    assert data["a"].to_json() == [8, "me", "y"] and data["c"].to_json() == [8, "me", 8]
+    # a register holding a later write, or an equal timestamp of a greater id, keeps it
+    values = {"b": "lost", "tie_higher": "lost", "tie_lower": "won"}
+    column = LWWRegister.stamp_column(data, values, "me", 8)
+    assert column == ({"tie_lower": 8}, {"tie_lower": "won"})
+    assert values == {"b": "lost", "tie_higher": "lost", "tie_lower": "won"}  # not changed
+    assert [data[k].to_json() for k in ("b", "tie_higher", "tie_lower")] == [
+        [9, "o", [1]], [8, "z", 1], [8, "me", "won"]]
+    assert Group({}, {(LWWRegister, "me"): column}) == {"tie_lower": data["tie_lower"]}
+    with pytest.raises(ValueError):
+        LWWRegister.stamp_column(data, {"a": 1}, "me", -1)
+    assert data["a"].to_json() == [8, "me", "y"]
 
 
 def test_lww_join_column_is_the_merge_rule_per_key() -> None:
@@ -448,16 +459,44 @@ def test_commit_of_register_writes_logs_a_column_and_advances_a_receivers_clock(
     assert r.get("t") == b.get("t") == "third"
 
 
-def test_a_remote_write_that_won_before_the_commit_is_logged_as_the_register() -> None:
+def test_a_remote_write_that_beats_a_stamped_assignment_leaves_it_in_the_batch() -> None:
     r = Replica.open(None, name="a", clock=lambda: 1_000)
     r.register("t").assign("mine")
     r.commit()
     r.register("t").assign("mine again")
-    far = r.state("t").timestamp + (1 << 20)  # type: ignore[union-attr]
+    mine = r.state("t")  # a read stamps the assignment
+    assert mine is not None and mine.value == "mine again"
+    far = mine.timestamp + (1 << 20)  # type: ignore[attr-defined]
     r.apply_remote({"t": lww(far, "z.1", "theirs")}, origin="z.1")
     got: list[Committed] = []
     r.on_commit.append(got.extend)
     r.commit()
     (local,) = [e for e in got if e.origin is None]
-    assert not local.group.counts and local.group.deltas == {"t": lww(far, "z.1", "theirs")}
+    # the batch still carries the write it made (it loses wherever the later one is seen)
+    assert local.group == {"t": mine}
     assert r.get("t") == "theirs"
+    other = Replica.open(None, name="b", clock=lambda: 1_000)
+    for e in reversed(got):
+        other.apply_remote(e.group, "a")
+    assert other.state("t") == r.state("t")
+
+
+def test_an_assignment_is_stamped_later_than_a_remote_write_joined_before_its_stamp() -> None:
+    r = Replica.open(None, name="a", clock=lambda: 1_000)
+    r.register("t").assign("mine")
+    r.commit()
+    later = r.state("t").timestamp + (1 << 20)  # type: ignore[union-attr]  # 16 ms ahead
+    r.register("t").assign("mine again")  # waits for its stamp
+    r.apply_remote({"t": lww(later, "z.1", "theirs")}, origin="z.1")
+    assert r.get("t") == "mine again"  # stamped after the clock saw the remote write
+    assert r.state("t").timestamp > later  # type: ignore[union-attr]
+    # unless the clock refused to follow it (too far ahead): then the assignment loses
+    far = r.state("t").timestamp + (120_000 << 16)  # type: ignore[union-attr]
+    r.commit()
+    r.register("t").assign("lost")
+    r.apply_remote({"t": lww(far, "z.1", "future")}, origin="z.1")
+    got: list[Committed] = []
+    r.on_commit.append(got.extend)
+    r.commit()
+    assert [e.origin for e in got] == ["z.1"]  # nothing of the assignment is logged
+    assert r.get("t") == "future" and r.stats["clock_skew"] == 1
