@@ -43,7 +43,7 @@ def workloads() -> ModuleType:
     global _W
     if _W is not None:
         return _W
-    folder = peers_bench_dir()
+    folder = peers_bench_dir().resolve()  # shared/ may be a symlink
     if not (folder / "workloads.py").is_file():
         raise WorkloadsMissing(
             f"bench: cannot find the workload definitions {folder / 'workloads.py'}.\n"

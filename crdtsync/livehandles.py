@@ -47,10 +47,11 @@ class LiveCounter(CounterHandle):
     def __init__(self, replica: Handles, key: str, kind: type[Crdt]) -> None:
         super().__init__(replica, key, kind)
         # bound by _bind: the live counter's increments, the replica's id and its dict of
-        # counters written since the commit (the replica clears it, never replaces it)
+        # counters of this kind written since the commit (key -> their increments; the
+        # replica clears it, never replaces it)
         self._p: dict[str, int] = {}
         self._rid = ""
-        self._counted: dict[str, None] = {}
+        self._counted: dict[str, dict[str, int]] = {}
         self._epoch = -1
 
     def increment(self, by: int = 1) -> Any:
@@ -65,7 +66,7 @@ class LiveCounter(CounterHandle):
             n = p[rid] + by
             if n <= MAX_INT:
                 p[rid] = n
-                self._counted[self.key] = None
+                self._counted[self.key] = p
                 return r._write_ticket or r._ticket()
         write = r._count(self.key, self._kind, by, False)
         _bind(self, r, self._kind)
@@ -86,7 +87,8 @@ def _bind(handle: Any, r: Replica, kind: type[Crdt]) -> None:
     if kind is LWWRegister:
         handle._epoch = r._epoch
     elif r.replica_id in x._p:  # type: ignore[attr-defined]
-        handle._p, handle._rid, handle._counted = x._p, r.replica_id, r._counted  # type: ignore[attr-defined]
+        handle._p, handle._rid = x._p, r.replica_id  # type: ignore[attr-defined]
+        handle._counted = r._counted if kind is PNCounter else r._gcounted
         handle._epoch = r._epoch
 
 

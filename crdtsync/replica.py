@@ -38,7 +38,7 @@ from crdtsync.keystore import DEFAULT_CHECKPOINT_BYTES, Checkpointer, load_bases
 from crdtsync.livehandles import CachedHandles
 from crdtsync.store.base import Commit, LogEntry, Store
 from crdtsync.sync.digest import DigestIndex
-from crdtsync.types import AWORSet, Crdt, LWWRegister
+from crdtsync.types import AWORSet, Crdt, LWWRegister, PNCounter
 from crdtsync.types.counters import own_columns
 
 __all__ = ["Replica", "Committed", "wall_clock_ms"]
@@ -120,9 +120,12 @@ class Replica(CachedHandles, Background):
         self._log_seq = int(meta.get("log_seq", 0))
         self._meta_dirty: dict[str, Any] = dict(identity.meta_updates)
         self._local: dict[str, Crdt] = {}
-        # counters changed by the fast path since the commit (a dict: first-write order)
-        self._counted: dict[str, None] = {}
-        self._decremented: dict[str, None] = {}  # likewise, counters decremented
+        # counters changed by the fast path since the commit, first-write order: key -> the
+        # counter's entries (own_columns reads this replica's from them): PNCounters
+        # incremented, GCounters incremented, PNCounters decremented
+        self._counted: dict[str, dict[str, int]] = {}
+        self._gcounted: dict[str, dict[str, int]] = {}
+        self._decremented: dict[str, dict[str, int]] = {}
         # sets changed by the fast path since the commit: key -> ({element: last entry}, cleared)
         self._stamped: dict[str, tuple[dict[Any, Any], set[Any]]] = {}
         self._write_ticket: Write | None = None
@@ -309,7 +312,10 @@ class Replica(CachedHandles, Background):
                 self._data[key] = x  # type: ignore[assignment]
                 self._keys.add(key)
         # counted once per key (see _waiting_writes); the entry is the delta
-        (self._decremented if down else self._counted)[key] = None
+        if down:
+            self._decremented[key] = x._n  # type: ignore[union-attr]
+        else:
+            (self._counted if kind is PNCounter else self._gcounted)[key] = x._p  # type: ignore[union-attr]
         return self._write_ticket or self._ticket()
 
     def _set_op(self, key: str, kind: type[Crdt], element: Any, remove: bool) -> Write:
@@ -354,15 +360,15 @@ class Replica(CachedHandles, Background):
 
         A counter's local delta is this replica's entries, a register's is its winning
         write: they go in one column per type (:func:`~crdtsync.types.counters.own_columns`,
-        :meth:`LWWRegister.own_column`), no object per key.
+        :meth:`LWWRegister.stamp_column`), no object per key.
         """
         local = self._local
-        data = self._data
         counts = None
-        if self._counted or self._decremented:
-            up, down = self._counted, self._decremented
-            counts = own_columns(data, up, down, self.replica_id)
-            up.clear()  # cleared, not replaced: bound counter handles hold this dict
+        if self._counted or self._gcounted or self._decremented:
+            up, gup, down = self._counted, self._gcounted, self._decremented
+            counts = own_columns(up, gup, down, self.replica_id)
+            up.clear()  # cleared, not replaced: bound counter handles hold these dicts
+            gup.clear()
             down.clear()
         if self._assigned:
             self._stamp_assigned()
@@ -384,12 +390,14 @@ class Replica(CachedHandles, Background):
     def _waiting_writes(self) -> int:
         """Writes waiting for the next commit; a counter or register key written by the fast
         paths counts once, whatever the number of writes (its delta is one entry)."""
-        return (self._pending_ops + len(self._counted) + len(self._decremented)
+        return (self._pending_ops + len(self._counted) + len(self._gcounted)
+                + len(self._decremented)
                 + len(self._assigned) + (len(self._own_lww[0]) if self._own_lww else 0))
 
     def has_local_writes(self) -> bool:
         """True if local writes are waiting for the next commit."""
-        return bool(self._local or self._counted or self._decremented or self._stamped
+        return bool(self._local or self._counted or self._gcounted or self._decremented
+                    or self._stamped
                     or self._assigned or self._own_lww)
 
     def now(self) -> int:
@@ -485,6 +493,7 @@ class Replica(CachedHandles, Background):
             # local writes of the losing type not yet committed lose with it
             self._local.pop(key, None)
             self._counted.pop(key, None)
+            self._gcounted.pop(key, None)
             self._decremented.pop(key, None)
             self._assigned.pop(key, None)
             if self._own_lww is not None:

@@ -7,9 +7,9 @@ A PNCounter is a pair of GCounters, one for increments and one for decrements.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from crdtsync.codec import KNOWN_REPLICAS, MAX_INT, check_int, remember_replica
@@ -498,22 +498,21 @@ class PNCounter(Crdt):
         return out
 
 
-def own_columns(data: dict[str, Any], up: Collection[str], down: Collection[str],
+def own_columns(up: dict[str, dict[str, int]], gup: dict[str, dict[str, int]],
+                down: dict[str, dict[str, int]],
                 replica: str) -> dict[tuple[type[Any], str], Column]:
-    """Return ``replica``'s entries of the counters ``data[k]`` as columns (see
-    :mod:`crdtsync.group`): increments of the keys in ``up``, decrements of those in
-    ``down`` (a replica's own writes of a batch: its entries *are* their delta)."""
+    """Return ``replica``'s entries of a batch's counters as columns (see
+    :mod:`crdtsync.group`): a replica's own writes of a batch, whose entries *are* their
+    delta. Each dict maps a key to its counter's entries (``_p`` or ``_n``, held by the
+    counter): ``up`` the PNCounters incremented, ``gup`` the GCounters, ``down`` the
+    PNCounters decremented."""
     out: dict[tuple[type[Any], str], Column] = {}
-    if up:
-        kinds = set(map(type, map(data.__getitem__, up)))
-        for kind in kinds:
-            keys = up if len(kinds) == 1 else [k for k in up if type(data[k]) is kind]
-            out[(kind, replica)] = ({k: data[k]._p[replica] for k in keys}, {})
-    if down:
-        col = out.get((PNCounter, replica))
-        if col is None:
-            col = out[(PNCounter, replica)] = ({}, {})
-        col[1].update({k: data[k]._n[replica] for k in down})
+    entry = itemgetter(replica)
+    if up or down:
+        out[(PNCounter, replica)] = (dict(zip(up, map(entry, up.values()), strict=True)),
+                                     dict(zip(down, map(entry, down.values()), strict=True)))
+    if gup:
+        out[(GCounter, replica)] = (dict(zip(gup, map(entry, gup.values()), strict=True)), {})
     return out
 
 

@@ -232,14 +232,19 @@ def test_join_column_returns_the_given_dicts_when_all_is_new() -> None:
 def test_own_columns_splits_increments_decrements_and_types() -> None:
     data: dict[str, Any] = {"p": pn({"me": 3, "o": 9}, {"me": 2}), "g": gc({"me": 4, "o": 1}),
                             "d": pn({"o": 1}, {"me": 5}), "q": pn({"me": 8})}
-    cols = own_columns(data, {"p": None, "g": None, "q": None}, {"p": None, "d": None}, "me")
+    ps = {k: data[k]._p for k in ("p", "q")}
+    gs = {"g": data["g"]._p}
+    ns = {k: data[k]._n for k in ("p", "d")}
+    cols = own_columns(ps, gs, ns, "me")
     assert cols == {(PNCounter, "me"): ({"p": 3, "q": 8}, {"p": 2, "d": 5}),
                     (GCounter, "me"): ({"g": 4}, {})}
     assert Group({}, cols) == {k: data[k].own_delta("me") for k in ("p", "g", "d", "q")}
-    assert own_columns(data, ["q"], [], "me") == {(PNCounter, "me"): ({"q": 8}, {})}
-    assert own_columns(data, ["g"], [], "me") == {(GCounter, "me"): ({"g": 4}, {})}
-    assert own_columns(data, [], ["d"], "me") == {(PNCounter, "me"): ({}, {"d": 5})}
-    assert own_columns(data, [], [], "me") == {}
+    assert own_columns({"q": ps["q"]}, {}, {}, "me") == {(PNCounter, "me"): ({"q": 8}, {})}
+    assert own_columns({}, gs, {}, "me") == {(GCounter, "me"): ({"g": 4}, {})}
+    assert own_columns({}, {}, {"d": ns["d"]}, "me") == {(PNCounter, "me"): ({}, {"d": 5})}
+    assert own_columns({}, {}, {}, "me") == {}
+    data["q"].increment("me", 2)  # the columns read the counters' entries as they are now
+    assert own_columns({"q": ps["q"]}, {}, {}, "me") == {(PNCounter, "me"): ({"q": 10}, {})}
 
 
 # -- replica --------------------------------------------------------------------------------------
