@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from crdtsync.codec import MAX_INT
+from crdtsync.codec import KNOWN_REPLICAS, MAX_ELEMENT_LEN, MAX_INT, remember_replica
 from crdtsync.handles import CounterHandle, Handles, RegisterHandle, SetHandle
 from crdtsync.types import AWORSet, Crdt, GCounter, LWWRegister, PNCounter, RWORSet
 from crdtsync.types.lww import checked_value
@@ -26,7 +26,7 @@ from crdtsync.types.lww import checked_value
 if TYPE_CHECKING:
     from crdtsync.replica import Replica
 
-__all__ = ["CachedHandles", "LiveCounter", "LiveRegister", "MAX_CACHED_HANDLES"]
+__all__ = ["CachedHandles", "LiveCounter", "LiveRegister", "LiveSet", "MAX_CACHED_HANDLES"]
 
 
 MAX_CACHED_HANDLES = 1 << 16
@@ -120,6 +120,86 @@ class LiveRegister(RegisterHandle):
         return write
 
 
+class LiveSet(SetHandle):
+    """A replica's AWORSet handle, bound like :class:`LiveCounter`.
+
+    While the epoch holds, an add or remove of an ASCII str element runs
+    :meth:`Replica._set_op` and the set's ``_stamp``/``_unstamp`` in this one frame, on the
+    common case (the replica's dots in its version vector, the element holding at most one
+    dot); anything else takes the replica's path, which handles every case.
+    """
+
+    __slots__ = ("_x", "_rid", "_epoch")
+
+    def __init__(self, replica: Handles, key: str) -> None:
+        super().__init__(replica, key, AWORSet)
+        self._x: Any = None
+        self._rid = ""
+        self._epoch = -1
+
+    def add(self, element: str | int) -> Any:
+        """Add ``element`` (str or int)."""
+        r: Replica = self._w  # type: ignore[assignment]
+        if (self._epoch == r._epoch and element.__class__ is str
+                and len(element) <= MAX_ELEMENT_LEN and element.isascii()):
+            x = self._x
+            rid = self._rid
+            ctx = x._ctx
+            store = x._store
+            entries = store.entries
+            old = entries.get(element)
+            if rid not in ctx.cloud and (old is None or old.__class__ is tuple):
+                vv = ctx.vv
+                dot = (rid, vv.get(rid, 0) + 1)
+                vv[rid] = dot[1]
+                entries[element] = dot
+                owner = store.owner
+                owner[dot] = element
+                acc = r._stamped.get(self.key) or r._stamped.setdefault(self.key, ({}, set()))
+                acc[0][element] = dot  # see Replica._set_op
+                if old is not None:
+                    del owner[old]
+                    acc[1].add(old)
+                r._pending_ops += 1
+                return r._write_ticket or r._ticket()
+        return self._checked(element, False)
+
+    def remove(self, element: str | int) -> Any:
+        """Remove ``element`` as seen here."""
+        r: Replica = self._w  # type: ignore[assignment]
+        if (self._epoch == r._epoch and element.__class__ is str
+                and len(element) <= MAX_ELEMENT_LEN and element.isascii()):
+            store = self._x._store
+            entries = store.entries
+            old = entries.get(element)
+            if old is None or old.__class__ is tuple:
+                acc = r._stamped.get(self.key) or r._stamped.setdefault(self.key, ({}, set()))
+                acc[0][element] = None
+                if old is not None:
+                    del entries[element]
+                    del store.owner[old]
+                    acc[1].add(old)
+                r._pending_ops += 1
+                return r._write_ticket or r._ticket()
+        return self._checked(element, True)
+
+    def _checked(self, element: str | int, remove: bool) -> Any:
+        """The replica's set path (any element, any state), then bind if unbound."""
+        r: Replica = self._w  # type: ignore[assignment]
+        write = r._set_op(self.key, AWORSet, element, remove)
+        _bind_set(self, r)
+        return write
+
+
+def _bind_set(handle: LiveSet, r: Replica) -> None:
+    """Bind ``handle`` to its key's live AWORSet if it holds one and ``r`` is writable."""
+    x = r._data.get(handle.key)
+    if type(x) is AWORSet and r._writable:
+        if r.replica_id not in KNOWN_REPLICAS:
+            remember_replica(r.replica_id)
+        handle._x, handle._rid, handle._epoch = x, r.replica_id, r._epoch
+
+
 class _HandleCache(dict[str, Any]):
     """Handles of one kind by key; a missing key gets a new handle (bounded cache).
 
@@ -156,7 +236,7 @@ class CachedHandles(Handles):
     def _init_handles(self) -> None:
         self._counters = _HandleCache(lambda k: LiveCounter(self, k, PNCounter))
         self._gcounters = _HandleCache(lambda k: LiveCounter(self, k, GCounter))
-        self._sets = _HandleCache(lambda k: SetHandle(self, k, AWORSet))
+        self._sets = _HandleCache(lambda k: LiveSet(self, k))
         self._rwsets = _HandleCache(lambda k: SetHandle(self, k, RWORSet))
         self._registers = _HandleCache(lambda k: LiveRegister(self, k))
         for name in ("counter", "gcounter", "set", "rwset", "register"):
