@@ -47,11 +47,11 @@ class LiveCounter(CounterHandle):
     def __init__(self, replica: Handles, key: str, kind: type[Crdt]) -> None:
         super().__init__(replica, key, kind)
         # bound by _bind: the live counter's increments, the replica's id and its dict of
-        # counters of this kind written since the commit (key -> their increments; the
+        # counters of this kind written since the commit (key -> this replica's entry; the
         # replica clears it, never replaces it)
         self._p: dict[str, int] = {}
         self._rid = ""
-        self._counted: dict[str, dict[str, int]] = {}
+        self._counted: dict[str, int] = {}
         self._epoch = -1
 
     def increment(self, by: int = 1) -> Any:
@@ -66,7 +66,7 @@ class LiveCounter(CounterHandle):
             n = p[rid] + by
             if n <= MAX_INT:
                 p[rid] = n
-                self._counted[self.key] = p
+                self._counted[self.key] = n
                 return r._write_ticket or r._ticket()
         write = r._count(self.key, self._kind, by, False)
         _bind(self, r, self._kind)

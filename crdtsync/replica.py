@@ -120,12 +120,13 @@ class Replica(CachedHandles, Background):
         self._log_seq = int(meta.get("log_seq", 0))
         self._meta_dirty: dict[str, Any] = dict(identity.meta_updates)
         self._local: dict[str, Crdt] = {}
-        # counters changed by the fast path since the commit, first-write order: key -> the
-        # counter's entries (own_columns reads this replica's from them): PNCounters
-        # incremented, GCounters incremented, PNCounters decremented
-        self._counted: dict[str, dict[str, int]] = {}
-        self._gcounted: dict[str, dict[str, int]] = {}
-        self._decremented: dict[str, dict[str, int]] = {}
+        # counters changed by the fast path since the commit, first-write order: key -> this
+        # replica's entry as the last write left it (only this replica's writes change it,
+        # so it is the entry at the commit; see own_columns): PNCounters incremented,
+        # GCounters incremented, PNCounters decremented
+        self._counted: dict[str, int] = {}
+        self._gcounted: dict[str, int] = {}
+        self._decremented: dict[str, int] = {}
         # sets changed by the fast path since the commit: key -> ({element: last entry}, cleared)
         self._stamped: dict[str, tuple[dict[Any, Any], set[Any]]] = {}
         self._write_ticket: Write | None = None
@@ -312,10 +313,11 @@ class Replica(CachedHandles, Background):
                 self._data[key] = x  # type: ignore[assignment]
                 self._keys.add(key)
         # counted once per key (see _waiting_writes); the entry is the delta
+        rid = self.replica_id
         if down:
-            self._decremented[key] = x._n  # type: ignore[union-attr]
+            self._decremented[key] = x._n[rid]  # type: ignore[union-attr]
         else:
-            (self._counted if kind is PNCounter else self._gcounted)[key] = x._p  # type: ignore[union-attr]
+            (self._counted if kind is PNCounter else self._gcounted)[key] = x._p[rid]  # type: ignore[union-attr]
         return self._write_ticket or self._ticket()
 
     def _set_op(self, key: str, kind: type[Crdt], element: Any, remove: bool) -> Write:

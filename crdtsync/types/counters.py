@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import chain
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any
 
 from crdtsync.codec import KNOWN_REPLICAS, MAX_INT, check_int, remember_replica
@@ -498,21 +498,18 @@ class PNCounter(Crdt):
         return out
 
 
-def own_columns(up: dict[str, dict[str, int]], gup: dict[str, dict[str, int]],
-                down: dict[str, dict[str, int]],
+def own_columns(up: dict[str, int], gup: dict[str, int], down: dict[str, int],
                 replica: str) -> dict[tuple[type[Any], str], Column]:
     """Return ``replica``'s entries of a batch's counters as columns (see
-    :mod:`crdtsync.group`): a replica's own writes of a batch, whose entries *are* their
-    delta. Each dict maps a key to its counter's entries (``_p`` or ``_n``, held by the
-    counter): ``up`` the PNCounters incremented, ``gup`` the GCounters, ``down`` the
-    PNCounters decremented."""
+    :mod:`crdtsync.group`), copies of the given dicts (a replica's own writes of a batch,
+    whose entries *are* their delta). Each maps a key to the replica's entry in that key's
+    counter, as its last write left it: ``up`` the PNCounters incremented (their ``_p``
+    entries), ``gup`` the GCounters, ``down`` the PNCounters decremented (``_n``)."""
     out: dict[tuple[type[Any], str], Column] = {}
-    entry = itemgetter(replica)
     if up or down:
-        out[(PNCounter, replica)] = (dict(zip(up, map(entry, up.values()), strict=True)),
-                                     dict(zip(down, map(entry, down.values()), strict=True)))
+        out[(PNCounter, replica)] = (dict(up), dict(down))
     if gup:
-        out[(GCounter, replica)] = (dict(zip(gup, map(entry, gup.values()), strict=True)), {})
+        out[(GCounter, replica)] = (dict(gup), {})
     return out
 
 
