@@ -108,10 +108,11 @@ def group_json(group: Any, *, log: bool = False) -> Any:
     [[key, envelope], ...], "c": [[type_tag, format_version, replica, {key: ...}, {key:
     ...}], ...]}`` (see :mod:`crdtsync.group` for what the two objects hold per type).
     Canonical (keys sorted, columns sorted by type and replica, each value's
-    :meth:`~crdtsync.types.Crdt.to_json`) unless ``log``: then the group's own order and each
-    value's ``log_json`` (the replica's delta log; it decodes to the same group, but its
-    bytes are not canonical). Built of tuples, which serialize as the same JSON arrays as
-    lists, faster.
+    :meth:`~crdtsync.types.Crdt.to_json`) unless ``log``: then the group's own order, each
+    value's ``log_json``, and an lww column whose timestamps are all one (a replica's own
+    batch) as ``[tag, version, replica, timestamp, {key: value}]`` (the replica's delta log;
+    it decodes to the same group, but its bytes are not canonical). Built of tuples, which
+    serialize as the same JSON arrays as lists, faster.
     """
     v = FORMAT_VERSION
     deltas, counts = (group.deltas, group.counts) if type(group) is Group else (group, None)
@@ -127,6 +128,10 @@ def group_json(group: Any, *, log: bool = False) -> Any:
         return items
     if not log:
         cols.sort(key=itemgetter(0, 2))
+    else:  # an lww column of one timestamp (a replica's batch) as [..., timestamp, values]
+        for i, (tag, _, replica, up, down) in enumerate(cols):
+            if tag == "lww" and len(set(up.values())) == 1:
+                cols[i] = (tag, v, replica, next(iter(up.values())), down)
     return {"d": items, "c": cols}
 
 
@@ -174,6 +179,8 @@ def _columns(obj: Any) -> dict[tuple[type[Any], str], tuple[dict[str, Any], dict
             raise DecodeError("a column must be [type, version, replica, {key: ...}, "
                               "{key: ...}]")
         tag, version, replica, up, down = col
+        if type(up) is int and tag == "lww" and type(down) is dict:
+            up = dict.fromkeys(down, up)  # the log's form of one timestamp (group_json)
         cls = (_REGISTRY or _registry()).get(tag) if type(tag) is str else None
         if cls is None or not hasattr(cls, "column_from_json"):
             raise DecodeError(f"a column's type must be a counter or lww, got {tag!r:.40}")

@@ -419,10 +419,29 @@ def _nested(depth: int) -> Any:
     (["lww", 1, "r", {"k": 1}, {"k": 2**64}], "out of the 64-bit range"),
     (["lww", 1, "r", {"k": 1}, {"k": "\ud800"}], "surrogate|encode"),
     (["lww", 1, "r", {"": 1}, {"": 1}], "key must have"),
+    # the log's form of one timestamp is checked as the timestamps it stands for
+    (["lww", 1, "r", -1, {"k": 1}], "out of range"),
+    (["lww", 1, "r", 2**63, {"k": 1}], "out of range"),
+    (["lww", 1, "r", 5, {"k": 2**64}], "out of the 64-bit range"),
+    (["lww", 1, "r", True, {"k": 1}], "must be an object"),
+    (["pncounter", 1, "r", 5, {"k": 1}], "must be an object"),
 ])
 def test_bad_lww_columns_raise_decode_error(col: list[Any], match: str) -> None:
     with pytest.raises(DecodeError, match=match):
         group_from_json({"d": [], "c": [col]})
+
+
+def test_the_log_writes_an_lww_column_of_one_timestamp_once() -> None:
+    values = {"a": "x", "b": [1], "c": 3}
+    one = Group({}, {(LWWRegister, "r"): (dict.fromkeys(values, 77), values)})
+    cols = group_json(one, log=True)["c"]
+    assert [list(c) for c in cols] == [["lww", 1, "r", 77, values]]
+    back = decode_group(orjson.dumps(group_json(one, log=True)))
+    assert back == one and back.counts == one.counts
+    assert group_json(one)["c"][0][3] == dict.fromkeys(values, 77)  # canonical: by key
+    mixed = Group({}, {(LWWRegister, "r"): ({"a": 1, "b": 2, "c": 2}, values)})
+    assert group_json(mixed, log=True)["c"][0][3] == {"a": 1, "b": 2, "c": 2}
+    assert decode_group(orjson.dumps(group_json(mixed, log=True))).counts == mixed.counts
 
 
 def test_lww_column_round_trips_with_any_json_value() -> None:
