@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crdtsync.causal import CausalContext
 from crdtsync.codec import (
     FORMAT_VERSION,
     MAX_VALUE_DEPTH,
@@ -105,11 +106,25 @@ def test_bad_pncounter(state: Any) -> None:
 @pytest.mark.parametrize("ctx", [
     None, {}, [], [{}], [{"a": 1}, [], []], [[], []], [{"a": 0}, []], [{"a": -1}, []],
     [{"a": True}, []], [{"a": 1.0}, []], [{"": 1}, []], [{}, [["a", 0]]], [{}, [["a", 1.0]]],
-    [{}, [["a", True]]], [{}, [["a"]]], [{}, [[1, 1]]], [{}, {"a": [1]}], [{}, [["a", -3]]],
+    [{}, [["a", True]]], [{}, [["a"]]], [{}, [[1, 1]]], [{}, [["a", -3]]],
+    # the delta log's cloud by replica, {replica: [seq, ...]}
+    [{}, {"a": []}], [{}, {"a": 1}], [{}, {"a": [0]}], [{}, {"a": [True]}], [{}, {"a": [1.0]}],
+    [{}, {"a": [2**63]}], [{}, {"": [1]}], [{}, {"a": [1, "2"]}],
 ])
 def test_bad_causal_context(ctx: Any) -> None:
     assert_rejected(env("aworset", [[], ctx]))
     assert_rejected(env("ewflag", [[], ctx]))
+
+
+def test_the_logs_cloud_by_replica_reads_as_the_pairs() -> None:
+    pairs = [{"a": 2}, [["a", 5], ["b", 1], ["a", 4], ["b", 9]]]
+    by_replica = [{"a": 2}, {"a": [5, 4, 2], "b": [1, 9, 9]}]  # seqs at or below vv: no-ops
+    assert CausalContext.from_json(by_replica) == CausalContext.from_json(pairs)
+    assert CausalContext.from_json([{}, {"a": [1, 2]}]).vv == {"a": 2}  # a run joins the vv
+    ctx = CausalContext.from_json(pairs)
+    assert CausalContext.from_json(orjson.loads(orjson.dumps(ctx.log_json()))) == ctx
+    assert ctx.log_json()[0] == {"a": 2, "b": 1}  # b:1 is contiguous: in the vv
+    assert {r: sorted(seqs) for r, seqs in ctx.log_json()[1].items()} == {"a": [4, 5], "b": [9]}
 
 
 @pytest.mark.parametrize("store", [
