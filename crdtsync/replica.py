@@ -151,7 +151,7 @@ class Replica(CachedHandles, Background):
         # Replay what was committed after the last checkpoint (write-ahead log).
         for _seq, origin, group, nbytes in load_log(store, self._ckpt_seq + 1, label=label):
             self._join_group(group, origin or "self", replaying=True)
-            self._ckpt.logged(group, nbytes)
+            self._ckpt.logged(group.touched(), nbytes)
         if identity.fresh_incarnation and self._log_seq:
             # A copy: its log numbers belong to the old id. Fold them into bases, drop them.
             self._ckpt.dirty.update(self._data)

@@ -331,6 +331,18 @@ def test_reopen_replays_log_entries_with_columns(tmp_path: Path) -> None:
     assert {k: again.state(k) for k in again.keys()} == states
     assert [again.get(k) for k in ("x", "y", "g", "n")] == [26, -9, 12, 2]
     again.close()
+    # the replayed entries' keys (columns included) are due in the next checkpoint, which
+    # trims the log: nothing of them may be lost with it
+    third = Replica.open(path, checkpoint_entries=1)
+    third.register("other").assign("v")
+    third.commit()
+    assert int(third.store.meta()["checkpoint_seq"]) > 0
+    assert int(third.store.meta()["log_trimmed_below"]) > 7
+    third.close()
+    last = Replica.open(path)
+    assert [last.get(k) for k in ("x", "y", "g", "n", "other")] == [26, -9, 12, 2, "v"]
+    assert {k: last.state(k) for k in states} == states
+    last.close()
 
 
 # -- LWW register columns -------------------------------------------------------------------------
