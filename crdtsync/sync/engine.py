@@ -43,7 +43,7 @@ from crdtsync.sync.wire import decode_message
 
 __all__ = ["SyncEngine"]
 
-LogRecord = tuple[int, "str | None", Group]
+LogRecord = tuple[int, "str | None", Group] | tuple[int, "str | None", Group, int]
 
 
 @dataclass(slots=True)
@@ -64,7 +64,8 @@ class SyncEngine:
                  marks: Mapping[str, int] | None = None, last_seq: int = 0) -> None:
         """Create the engine, or rebuild it after a restart from what the host made durable.
 
-        ``log``: the durable entries ``(seq, origin, group)`` in seq order; ``marks``:
+        ``log``: the durable entries ``(seq, origin, group)`` in seq order, each with its
+        encoded size as a fourth item if the host knows it (else it is encoded); ``marks``:
         peer -> "received from it up to"; ``last_seq``: the highest seq ever issued (kept
         by the host even when the log is empty).
         """

@@ -8,8 +8,9 @@ simply absent from every interval).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from crdtsync.codec import encode_group
 from crdtsync.errors import LocalError
@@ -41,8 +42,10 @@ class DeltaLog:
         self.bytes = 0
 
     @classmethod
-    def restored(cls, records: list[tuple[int, str | None, Group]], last_seq: int) -> DeltaLog:
-        """Rebuild the log after a restart from the host's durable entries (in seq order).
+    def restored(cls, records: Sequence[tuple[Any, ...]], last_seq: int) -> DeltaLog:
+        """Rebuild the log after a restart from the host's durable entries (in seq order):
+        ``(seq, origin, group)``, or ``(seq, origin, group, size)`` with the group's encoded
+        size when the host knows it (saves encoding every entry again).
 
         Seqs below the first entry count as trimmed: a peer that lacks them catches up
         from state.
@@ -50,8 +53,11 @@ class DeltaLog:
         if records and records[0][0] < 1:
             raise LocalError(f"log seqs start at 1, got {records[0][0]}")
         log = cls(last_seq=records[0][0] - 1 if records else last_seq)
-        for seq, origin, group in records:
-            log.append(seq, origin, group)
+        for record in records:
+            if len(record) not in (3, 4):
+                raise LocalError(f"a log record is (seq, origin, group[, size]), "
+                                 f"got {len(record)} items")
+            log.append(*record[:3], size=record[3] if len(record) == 4 else None)
         if last_seq < log.last_seq:
             raise LocalError(f"last_seq {last_seq} is below the last log entry {log.last_seq}")
         log.last_seq = last_seq

@@ -148,10 +148,12 @@ class SyncService:
         self.rejected_groups = 0
         replica.on_commit.append(self._on_commit)
 
-    def _load_log(self) -> list[tuple[int, str | None, Group]]:
+    def _load_log(self) -> list[tuple[int, str | None, Group, int]]:
         from crdtsync.codec import decode_group
 
-        return [(e.seq, e.origin, decode_group(e.blob)) for e in self.replica.store.log()]
+        # the blob's size stands for the entry's (as Committed.size does after a commit)
+        return [(e.seq, e.origin, decode_group(e.blob), len(e.blob))
+                for e in self.replica.store.log()]
 
     # -- lifecycle --------------------------------------------------------------------------
 

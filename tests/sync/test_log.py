@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crdtsync.codec import decode, encode
+from crdtsync.codec import decode, encode, encode_group
 from crdtsync.errors import LocalError
 from crdtsync.sync.log import DeltaLog
 from crdtsync.types import GCounter, ORMap, PNCounter, join
@@ -77,6 +77,16 @@ def test_restore_counts_missing_prefix_as_trimmed() -> None:
     with pytest.raises(LocalError):
         DeltaLog.restored([(5, None, {})], 4)
     assert DeltaLog.restored([], 9).trimmed_upto == 9
+
+
+def test_restore_takes_the_hosts_sizes_or_encodes() -> None:
+    g = {"a": counter("x", 3)}
+    log = DeltaLog.restored([(1, None, g, 7), (2, "p", g)], 2)
+    assert log.entries[1].size == 7  # the host's (its log blob's length)
+    assert log.entries[2].size == len(encode_group(g))
+    assert log.bytes == 7 + len(encode_group(g))
+    with pytest.raises(LocalError, match="seq, origin, group"):
+        DeltaLog.restored([(1, None)], 1)  # type: ignore[list-item]
 
 
 def test_an_interval_across_a_type_replacement_keeps_the_greatest_tag() -> None:
