@@ -109,9 +109,9 @@ def group_json(group: Any, *, log: bool = False) -> Any:
     ...}], ...]}`` (see :mod:`crdtsync.group` for what the two objects hold per type).
     Canonical (keys sorted, columns sorted by type and replica, each value's
     :meth:`~crdtsync.types.Crdt.to_json`) unless ``log``: then the group's own order, each
-    value's ``log_json``, and an lww column whose timestamps are all one (a replica's own
-    batch) as ``[tag, version, replica, timestamp, {key: value}]`` (the replica's delta log;
-    it decodes to the same group, but its bytes are not canonical). Built of tuples, which
+    value's ``log_json``, and each column in its type's ``column_log_json`` form if it has
+    one (the replica's delta log; it decodes to the same group, but its bytes are not
+    canonical). Built of tuples, which
     serialize as the same JSON arrays as lists, faster.
     """
     v = FORMAT_VERSION
@@ -122,17 +122,20 @@ def group_json(group: Any, *, log: bool = False) -> Any:
         items = [(k, (x.TYPE, v, x.to_json())) for k, x in sorted(deltas.items())]
     if not counts:
         return items
-    cols = [(kind.TYPE, v, replica, up, down)
-            for (kind, replica), (up, down) in counts.items() if up or down]
+    if log:  # a type may write its columns more compactly in the log (LWW: one timestamp)
+        cols = [(kind.TYPE, v, replica, *getattr(kind, "column_log_json", _as_is)(up, down))
+                for (kind, replica), (up, down) in counts.items() if up or down]
+    else:
+        cols = sorted(((kind.TYPE, v, replica, up, down)
+                       for (kind, replica), (up, down) in counts.items() if up or down),
+                      key=itemgetter(0, 2))
     if not cols:
         return items
-    if not log:
-        cols.sort(key=itemgetter(0, 2))
-    else:  # an lww column of one timestamp (a replica's batch) as [..., timestamp, values]
-        for i, (tag, _, replica, up, down) in enumerate(cols):
-            if tag == "lww" and len(set(up.values())) == 1:
-                cols[i] = (tag, v, replica, next(iter(up.values())), down)
     return {"d": items, "c": cols}
+
+
+def _as_is(up: Any, down: Any) -> tuple[Any, Any]:
+    return up, down
 
 
 def encode_group(group: Any) -> bytes:
@@ -179,11 +182,12 @@ def _columns(obj: Any) -> dict[tuple[type[Any], str], tuple[dict[str, Any], dict
             raise DecodeError("a column must be [type, version, replica, {key: ...}, "
                               "{key: ...}]")
         tag, version, replica, up, down = col
-        if type(up) is int and tag == "lww" and type(down) is dict:
-            up = dict.fromkeys(down, up)  # the log's form of one timestamp (group_json)
         cls = (_REGISTRY or _registry()).get(tag) if type(tag) is str else None
         if cls is None or not hasattr(cls, "column_from_json"):
             raise DecodeError(f"a column's type must be a counter or lww, got {tag!r:.40}")
+        from_log = getattr(cls, "column_from_log", None)
+        if from_log is not None:  # the log's compact form, if the type writes one
+            up, down = from_log(up, down)
         if type(version) is not int or version != FORMAT_VERSION:
             raise DecodeError(f"unsupported format version {version!r} for {tag}")
         try:

@@ -110,10 +110,7 @@ class LiveRegister(RegisterHandle):
         """Set the value (any JSON value); the latest (HLC, replica) write wins."""
         r: Replica = self._w  # type: ignore[assignment]
         if self._epoch == r._epoch:  # the key holds a register and r is writable
-            t = value.__class__
-            if not ((t is int and -(2**63) <= value < 2**64) or (t is str and value.isascii())):
-                value = checked_value(value)  # raises before anything changes
-            r._assigned[self.key] = value
+            r._assigned[self.key] = checked_value(value)  # raises before anything changes
             return r._write_ticket or r._ticket()
         write = super().assign(value)
         _bind(self, r, LWWRegister)

@@ -297,8 +297,9 @@ class Replica(CachedHandles, Background):
     def _count(self, key: str, kind: type[Crdt], by: int, down: bool) -> Write:
         """A local counter write: bump this replica's entry in place.
 
-        The key's delta is taken once per commit from the state (:meth:`_take_local`): a
-        counter's local delta is exactly this replica's entry, whatever the number of writes.
+        A counter's local delta is exactly this replica's entry, whatever the number of
+        writes: the write records the entry it left in the batch's dict, which the commit
+        copies as the column (:meth:`_take_local`).
         """
         x = self._data.get(key)
         if type(x) is kind and self._writable:

@@ -341,8 +341,8 @@ class PNCounter(Crdt):
     def add_in_place(self, replica: str, by: int, down: bool = False) -> None:
         """Apply an increment (a decrement if ``down``) without building its delta.
 
-        A replica batching many writes calls this, then takes the batch's entries once per
-        commit (:func:`own_columns`; :meth:`own_delta` is the same for one key).
+        A replica batching many writes calls this and keeps the entry it leaves, the key's
+        delta (:func:`own_columns`; :meth:`own_delta` builds the same for one key).
         """
         entries = self._n if down else self._p
         if type(by) is int and by > 0 and replica in KNOWN_REPLICAS:  # the common case

@@ -9,7 +9,6 @@ by the canonical encoding of the value, so the join is commutative in every case
 
 from __future__ import annotations
 
-from operator import attrgetter
 from typing import Any
 
 from crdtsync.clock import HLCTimestamp, pack
@@ -58,9 +57,6 @@ def _plain(value: Any) -> bool:
     """True for a value that needs no check: an int in the 64-bit range or an ASCII str."""
     t = type(value)
     return (t is int and -(2**63) <= value < 2**64) or (t is str and value.isascii())
-
-
-_TS, _RID, _VAL = attrgetter("_ts"), attrgetter("_rid"), attrgetter("_val")
 
 
 @register
@@ -230,6 +226,22 @@ class LWWRegister(Crdt):
             if mine is None or ts > mine or (
                     ts == mine and _tie_wins("", theirs[key], "", values[key])):
                 stamps[key], values[key] = ts, theirs[key]
+
+    @classmethod
+    def column_log_json(cls, stamps: dict[str, Any], values: dict[str, Any]) -> tuple[Any, Any]:
+        """Return the delta log's form of a column: its one timestamp in place of the stamps
+        when all are one, as a replica's own batch is (:meth:`stamp_column`), else the
+        column as it is; :meth:`column_from_log` reads both."""
+        ts = set(stamps.values())
+        return (ts.pop(), values) if len(ts) == 1 else (stamps, values)
+
+    @classmethod
+    def column_from_log(cls, stamps: Any, values: Any) -> tuple[Any, Any]:
+        """Undo :meth:`column_log_json` on parsed JSON (anything else is returned as it is,
+        for :meth:`column_from_json` to check): one timestamp stands for every key."""
+        if type(stamps) is int and type(values) is dict:
+            return dict.fromkeys(values, stamps), values
+        return stamps, values
 
     @classmethod
     def column_from_json(cls, stamps: dict[str, Any],
