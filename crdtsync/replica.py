@@ -62,6 +62,8 @@ class Committed:
     token: Any = None
     size: int = 0
     """Encoded size of the group as logged (0 if not logged)."""
+    blob: bytes | None = None
+    """The group as logged (its delta-log blob; None if not logged)."""
 
 
 def _log_blob(group: Group) -> bytes:
@@ -606,7 +608,7 @@ class Replica(CachedHandles, Background):
                 blob = _log_blob(entry.group)
                 commit.log.append(LogEntry(entry.seq, entry.origin, blob))
                 self._ckpt.logged(entry.group.touched(), len(blob))
-                entry = replace(entry, size=len(blob))
+                entry = replace(entry, size=len(blob), blob=blob)
             sized.append(entry)
         ckpt_seq = self._ckpt_seq
         if self._checkpoint_next or self._ckpt.due():

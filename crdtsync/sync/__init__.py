@@ -37,8 +37,9 @@ The host (the replica) implements :class:`SyncHost` (``keys()``, ``digest(key)``
 then rehash only those instead of every key.
 
 1. **Local writes.** Commit a batch durably as log entry ``seq`` (seqs strictly increase;
-   keep ``last_seq`` durable too), then call ``engine.logged(seq, group, now)``. The engine
-   keeps ``group``: do not change its values afterwards.
+   keep ``last_seq`` durable too), then call ``engine.logged(seq, group, now)``, with
+   ``blob=`` the bytes you logged if you have them (else the engine encodes the group). The
+   engine keeps ``group``: do not change its values afterwards.
 2. **Apply.** Join ``apply.group`` into the state, keeping the novel part (RR, e.g. per key
    ``state.novel(delta)``; keys of a mismatched type are dropped and counted); commit in
    output order: the state, a log entry (origin ``apply.peer``) holding the novel group if
@@ -47,7 +48,8 @@ then rehash only those instead of every key.
    acks the peer and forwards the entry. Never ack or forward before the commit. With
    :class:`crdtsync.replica.Replica`: ``apply_remote(group, peer, token=apply)``, stage
    the mark with ``set_meta``, and call ``applied`` from the ``on_commit`` hook.
-3. **Restart.** Build a new engine from the durable log entries, marks and ``last_seq``.
+3. **Restart.** Build a new engine from the durable log entries (as ``(seq, origin, blob)``:
+   they are decoded only if a peer collects them), marks and ``last_seq``.
    What was not committed is lost and comes again (nothing was acked for it).
 4. **Trim.** On ``Trim(upto)`` delete those entries durably, whenever convenient.
 5. **Catch-up reads.** ``keys``/``digest``/``state`` must not expose uncommitted local writes.

@@ -43,7 +43,8 @@ from crdtsync.sync.wire import decode_message
 
 __all__ = ["SyncEngine"]
 
-LogRecord = tuple[int, "str | None", Group] | tuple[int, "str | None", Group, int]
+LogRecord = (tuple[int, "str | None", "Group | bytes"]
+             | tuple[int, "str | None", "Group | bytes", int])
 
 
 @dataclass(slots=True)
@@ -64,10 +65,11 @@ class SyncEngine:
                  marks: Mapping[str, int] | None = None, last_seq: int = 0) -> None:
         """Create the engine, or rebuild it after a restart from what the host made durable.
 
-        ``log``: the durable entries ``(seq, origin, group)`` in seq order, each with its
-        encoded size as a fourth item if the host knows it (else it is encoded); ``marks``:
-        peer -> "received from it up to"; ``last_seq``: the highest seq ever issued (kept
-        by the host even when the log is empty).
+        ``log``: the durable entries ``(seq, origin, blob)`` in seq order, with the encoded
+        group as the host stored it (decoded only if a peer collects it), or ``(seq, origin,
+        group)``; either with the encoded size as a fourth item if the host knows it;
+        ``marks``: peer -> "received from it up to"; ``last_seq``: the highest seq ever
+        issued (kept by the host even when the log is empty).
         """
         if not isinstance(config, SyncConfig):
             raise LocalError(f"config must be a SyncConfig, got {type(config).__name__}")
@@ -78,7 +80,7 @@ class SyncEngine:
             raise LocalError(f"last_seq must be a non-negative int, got {last_seq!r}")
         self._host = host
         self._config = config
-        self._log = DeltaLog.restored(records, last_seq)
+        self._log = DeltaLog.restored(records, last_seq, hot_bytes=config.hot_log_bytes)
         self._links: dict[Hashable, _Link] = {}
         self._peer_link: dict[str, Hashable] = {}
         self._rx: dict[str, PeerReceiver] = {}
@@ -104,6 +106,15 @@ class SyncEngine:
     def log_size(self) -> tuple[int, int]:
         """Return the entries the log holds now: (count, encoded bytes)."""
         return len(self._log), self._log.bytes
+
+    def log_stats(self) -> dict[str, Any]:
+        """Return the log's figures: ``entries`` and ``bytes`` (encoded) held, ``hot_bytes``
+        of them kept decoded too, ``decoded`` (entries decoded when collected, since the
+        engine started) and ``corrupt`` (why each entry that did not decode was dropped;
+        the peers that needed it caught up from state)."""
+        log = self._log
+        return {"entries": len(log), "bytes": log.bytes, "hot_bytes": log.hot_size,
+                "decoded": log.decoded, "corrupt": list(log.corrupt)}
 
     # -- links ------------------------------------------------------------------------------
 
@@ -151,22 +162,26 @@ class SyncEngine:
     # -- the host's calls -----------------------------------------------------------------
 
     def logged(self, seq: int, group: Group, now: float, *,
-               size: int | None = None) -> list[Output]:
+               size: int | None = None, blob: bytes | None = None) -> list[Output]:
         """A local batch is durable as log entry ``seq``: offer it to the peers.
 
-        The engine keeps ``group``: do not change its values afterwards.
+        The engine keeps ``group``: do not change its values afterwards. ``blob``: the group
+        encoded as the host logged it (the engine keeps it, and drops the group once the
+        entry is no longer among the newest); ``size``: its encoded size. Without them the
+        engine encodes the group.
         """
         if self._config.follower:
             raise LocalError(f"follower {self._config.replica!r} accepts no local writes")
         if not isinstance(group, Mapping):
             raise LocalError(f"group must be a mapping key -> Crdt, got {type(group).__name__}")
-        self._log.append(seq, None, group, size=size)
+        self._log.append(seq, None, group, size=size, blob=blob)
         return self._flush_all(now)
 
     def applied(self, apply: Apply, seq: int | None, novel: Group, now: float, *,
-                size: int | None = None) -> list[Output]:
+                size: int | None = None, blob: bytes | None = None) -> list[Output]:
         """``apply`` is durable: ``novel`` is what it added, logged as entry ``seq`` (None if
         ``novel`` is empty). Acks the peer and forwards ``novel`` to the other peers.
+        ``size`` and ``blob`` are as for :meth:`logged`.
 
         A follower keeps no log: pass None, or the seq if the host logged it anyway (the
         engine does not keep it, and the next tick's Trim covers it).
@@ -181,7 +196,7 @@ class SyncEngine:
         if seq is not None and self._config.follower:
             self._log.skip(seq)
         elif seq is not None:
-            self._log.append(seq, apply.peer, novel, size=size)
+            self._log.append(seq, apply.peer, novel, size=size, blob=blob)
             out = self._flush_all(now)
         if apply.mark is not None:
             rx.mark = max(rx.mark, apply.mark)

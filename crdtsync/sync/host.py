@@ -13,6 +13,7 @@ from typing import Protocol, TypeAlias
 
 from crdtsync.codec import MAX_REPLICA_LEN
 from crdtsync.errors import LocalError
+from crdtsync.sync.log import DEFAULT_HOT_BYTES
 from crdtsync.sync.messages import Group, Message
 from crdtsync.types.base import Crdt
 
@@ -59,6 +60,9 @@ class SyncConfig:
       (an entry larger than it is sent alone);
     - ``max_log_entries``, ``max_log_bytes``: the log is trimmed past them even if a peer
       has not acked; that peer then catches up from state;
+    - ``hot_log_bytes`` (default 4 MiB): the newest log entries, up to this many encoded
+      bytes, keep their decoded groups; older ones are kept encoded and decoded when a peer
+      that fell behind collects them (see :mod:`crdtsync.sync.log`);
     - ``retransmit_after``: seconds without progress before unacked data, a handshake or a
       catch-up is sent again;
     - ``window``: most unacked Delta messages in flight per peer (default 1). Entries logged
@@ -76,6 +80,7 @@ class SyncConfig:
     max_message_bytes: int = 1 << 20
     max_log_entries: int = 100_000
     max_log_bytes: int = 256 << 20
+    hot_log_bytes: int = DEFAULT_HOT_BYTES
     retransmit_after: float = 5.0
     window: int = 1
 
@@ -90,6 +95,9 @@ class SyncConfig:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise LocalError(f"{name} must be a positive int, got {value!r}")
+        if type(self.hot_log_bytes) is not int or self.hot_log_bytes < 0:
+            raise LocalError(f"hot_log_bytes must be a non-negative int, "
+                             f"got {self.hot_log_bytes!r}")
         if not self.retransmit_after > 0:
             raise LocalError(f"retransmit_after must be > 0, got {self.retransmit_after!r}")
 

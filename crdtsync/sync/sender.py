@@ -17,7 +17,7 @@ from crdtsync.errors import PeerError
 from crdtsync.group import Group
 from crdtsync.sync.digest import bucket_count, bucket_hashes, keys_to_send, split
 from crdtsync.sync.host import SyncConfig, SyncHost
-from crdtsync.sync.log import DeltaLog
+from crdtsync.sync.log import CorruptEntry, DeltaLog
 from crdtsync.sync.messages import BucketDigests, Delta, KeyDigests, Message, States
 from crdtsync.types.base import Crdt
 
@@ -99,7 +99,13 @@ class PeerSender:
             return self._start_catchup(now)
         out: list[Message] = []
         while self.sent < log.last_seq and len(self.inflight) < self._config.window:
-            end, group = log.collect(self.sent + 1, self.peer, self._config.max_message_bytes)
+            try:
+                end, group = log.collect(self.sent + 1, self.peer,
+                                         self._config.max_message_bytes)
+            except CorruptEntry as exc:  # cannot be served: the peers catch up from state
+                log.trim(exc.seq)
+                log.corrupt.append(str(exc))
+                return self._start_catchup(now)  # (what is in ``out`` is not sent)
             if not group and not force:
                 # Only this peer's own entries (BP): say so at once, outside the window, so
                 # its ack lets the log trim them. A lost one shows as a gap at the next

@@ -36,7 +36,6 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from crdtsync.errors import DecodeError, PeerError
 from crdtsync.gcpause import gc_paused
-from crdtsync.group import Group
 from crdtsync.replica import Committed, Replica
 from crdtsync.sync import (
     Apply,
@@ -146,14 +145,12 @@ class SyncService:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.rejected_groups = 0
+        self._corrupt_reported = 0
         replica.on_commit.append(self._on_commit)
 
-    def _load_log(self) -> list[tuple[int, str | None, Group, int]]:
-        from crdtsync.codec import decode_group
-
-        # the blob's size stands for the entry's (as Committed.size does after a commit)
-        return [(e.seq, e.origin, decode_group(e.blob), len(e.blob))
-                for e in self.replica.store.log()]
+    def _load_log(self) -> list[tuple[int, str | None, bytes]]:
+        # kept encoded: the engine decodes an entry only if a peer collects it
+        return [(e.seq, e.origin, e.blob) for e in self.replica.store.log()]
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -386,9 +383,10 @@ class SyncService:
                 self._seq_times[entry.seq] = now
             if isinstance(entry.token, Apply):
                 outputs += self.engine.applied(entry.token, entry.seq or None, entry.group, now,
-                                               size=entry.size or None)
+                                               size=entry.size or None, blob=entry.blob)
             elif entry.origin is None and not self.replica.follower:
-                outputs += self.engine.logged(entry.seq, entry.group, now, size=entry.size)
+                outputs += self.engine.logged(entry.seq, entry.group, now, size=entry.size,
+                                              blob=entry.blob)
         self._run(outputs)
 
     async def _tick_forever(self) -> None:
@@ -397,6 +395,14 @@ class SyncService:
             self._commit_local_writes()
             self._run(self.engine.tick(time.monotonic()))
             self._update_lag()
+            self._report_corrupt()
+
+    def _report_corrupt(self) -> None:
+        """Log each delta-log entry the engine dropped because it did not decode."""
+        corrupt = self.engine.log_stats()["corrupt"]
+        for why in corrupt[self._corrupt_reported:]:
+            log.error("%s; the peers that needed it catch up from state", why)
+        self._corrupt_reported = len(corrupt)
 
     # -- status -----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from crdtsync.clock import HybridLogicalClock
+from crdtsync.codec import encode_group
 from crdtsync.group import Group
 from crdtsync.sync import Apply, Output, SyncConfig, SyncEngine, default_digest
 from crdtsync.types import AWORSet, Crdt, GCounter, LWWRegister, ORMap, PNCounter
@@ -78,8 +79,11 @@ class FakeHost:
         self.live = {k: v.copy() for k, v in self.durable.items()}
         self.queue: list[tuple[str, Any, dict[str, Crdt]]] = []
         self.clock = HybridLogicalClock(last=0)
+        # odd entries come back encoded, as a SyncService restores its log (decoded only if
+        # collected); even ones as groups
         self.engine = SyncEngine(
-            self, self.config, log=[(s, o, g) for s, (o, g) in self.dlog.items()],
+            self, self.config,
+            log=[(s, o, encode_group(g) if s % 2 else g) for s, (o, g) in self.dlog.items()],
             marks=dict(self.dmarks), last_seq=self.dlast)
 
     # -- SyncHost -------------------------------------------------------------------------

@@ -330,7 +330,8 @@ def run_schedule(seed: int, *, steps: tuple[int, int] | None = None) -> Cluster:
     """Run one seeded schedule to quiescence and check convergence; return the cluster.
 
     The seed picks the topology (mesh, ring, star by ``seed % 3``), 3 to 7 replicas, maybe a
-    follower, loss and duplication rates, the knobs (window, log bound, message bound), then
+    follower, loss and duplication rates, the knobs (window, log bound, message bound, the
+    log's decoded part: none, a few entries or all), then
     random steps (100 to 300; 600 to 1,200 for every tenth seed); then everything heals and
     settles.
     """
@@ -343,7 +344,9 @@ def run_schedule(seed: int, *, steps: tuple[int, int] | None = None) -> Cluster:
         dup=rng.choice((0.0, 0.05, 0.2)), codec=rng.random() < 0.5,
         retransmit_after=1.0, window=rng.choice((1, 4, 16)),
         max_log_entries=rng.choice((3, 8, 1000)),
-        max_message_bytes=rng.choice((300, 2000, 1 << 20)))
+        max_message_bytes=rng.choice((300, 2000, 1 << 20)),
+        # from the seed, not the rng, so the other choices of a seed stay as they were
+        hot_log_bytes=(0, 500, 1 << 20)[seed // 3 % 3])
     for i in range(rng.randint(*steps)):
         random_step(cluster)
         if i % 25 == 0:

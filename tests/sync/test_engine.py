@@ -9,6 +9,7 @@ import pytest
 from crdtsync.errors import LocalError, PeerError
 from crdtsync.sync import (
     PROTOCOL_VERSION,
+    Accept,
     Ack,
     Apply,
     Close,
@@ -443,3 +444,28 @@ def test_restart_continues_numbering_from_durable_last_seq() -> None:
     c.commit("r0")
     c.pump()
     assert value(c, "r1") == 3
+
+
+def test_a_log_entry_that_does_not_decode_makes_the_peer_catch_up_from_state() -> None:
+    """A restored entry whose blob is corrupt is found when a peer collects it: the log is
+    trimmed through it, the reason is in log_stats, and the peer gets a state catch-up
+    (BucketDigests) instead of an interval, or an exception in the host's hooks."""
+    from crdtsync.codec import encode_group
+    from crdtsync.sync import BucketDigests
+
+    host = FakeHost(SyncConfig(replica="me", cluster="c", peers=frozenset({"p"})))
+    g = GCounter()
+    g.increment("me", 2)
+    host.durable["g"] = g
+    good = encode_group({"g": g})
+    engine = SyncEngine(host, host.config, log=[(1, None, good), (2, None, b"\xff junk"),
+                                                (3, None, good)], last_seq=3)
+    engine.connect("L", 0.0)
+    out = engine.receive("L", hello(last_seq=0), 0.0)
+    out += engine.receive("L", Accept(0), 0.0)  # p holds none of my log: send from seq 1
+    sent = [o.message for o in out if isinstance(o, Send)]
+    assert any(isinstance(m, BucketDigests) for m in sent)
+    assert not any(isinstance(m, Delta) for m in sent)
+    stats = engine.log_stats()
+    assert stats["entries"] == 1 and len(stats["corrupt"]) == 1
+    assert "entry 2 does not decode" in stats["corrupt"][0]
