@@ -6,17 +6,29 @@ write, gathers more for ``commit_delay`` seconds (or until ``commit_max_ops`` wa
 commits them in one transaction. ``await``-ing a write, or :meth:`Background.flush`, waits
 for the commit that makes it durable. Subscribers hear of every key a commit changed, after
 the commit. These parts of the replica are kept apart for size: they use its internals.
+
+The background committer keeps the event loop free while the store writes: it takes the
+batch on the loop, runs the store's transaction (an fsync, on SQLite) in a worker thread,
+and finishes the commit (writers released, ``on_commit`` hooks, subscribers) back on the
+loop. Meanwhile the loop serves reads, takes writes into the next batch and joins remote
+deltas; one commit is in flight at a time, and :meth:`commit` called meanwhile finishes it
+first. Stores whose commits do not block (``MemoryStore``) commit on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from crdtsync.gcpause import gc_paused
+
 if TYPE_CHECKING:
-    from crdtsync.replica import Committed
+    from crdtsync.replica import Committed, _Pending
+    from crdtsync.store.base import Store
 
 __all__ = ["Background"]
 
@@ -29,8 +41,24 @@ class Background:
     commit_delay: float
     commit_max_ops: int
     _batch_no: int
+    _durable_no: int
+    _inflight: tuple[_Pending, Future[float]] | None
+    _failed: _Pending | None
+    _store: Store
+    _closed: bool
+    _remote: list[Any]
+    _meta_dirty: dict[str, Any]
 
     def commit(self) -> int:
+        raise NotImplementedError  # the replica's
+
+    def has_local_writes(self) -> bool:
+        raise NotImplementedError  # the replica's
+
+    def _begin_commit(self) -> _Pending:
+        raise NotImplementedError  # the replica's
+
+    def _finish_inflight(self) -> None:
         raise NotImplementedError  # the replica's
 
     def close(self) -> None:
@@ -43,9 +71,11 @@ class Background:
         raise NotImplementedError  # the replica's
 
     def _init_background(self) -> None:
-        self._waiters: list[asyncio.Future[None]] = []
+        # (batch number, future): released once that batch is durable (or its commit failed)
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._wakeup: asyncio.Event | None = None
         self._committer: asyncio.Task[None] | None = None
+        self._worker: ThreadPoolExecutor | None = None
         self._subscribers: list[tuple[str, Callable[[str, Any], None]]] = []
 
     # -- background group commit ------------------------------------------------------------
@@ -64,14 +94,45 @@ class Background:
                 await asyncio.sleep(self.commit_delay)
             self._wakeup.clear()
             try:
-                self.commit()
+                await self._commit_off_loop()
             except Exception:
-                log.exception("group commit failed; will retry with the next write")
+                log.exception("group commit failed; its writers were told")
+
+    async def _commit_off_loop(self) -> None:
+        """One group commit with the store's transaction in the worker thread (see the
+        module docstring); on a store whose commits do not block, :meth:`commit`."""
+        if self._inflight is not None:  # a commit() elsewhere may have finished it already
+            self._finish_inflight()
+        if not getattr(self._store, "COMMIT_BLOCKS", False) or self._failed is not None or not (
+                self.has_local_writes() or self._remote or self._meta_dirty):
+            self.commit()  # (a failed commit is tried again there, on the loop: rare)
+            return
+        with gc_paused():
+            pending = self._begin_commit()
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="crdtsync-commit")
+        future = self._worker.submit(_timed, self._store.commit, pending.commit)
+        inflight = self._inflight = (pending, future)
+        try:
+            # shielded: cancelling the committer (close) must not cancel the store commit,
+            # which close() then finishes through commit()
+            await asyncio.shield(asyncio.wrap_future(future))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - reported by _finish_inflight below
+            pass
+        if self._inflight is inflight:
+            self._finish_inflight()
 
     def _stop_committer(self) -> None:
         if self._committer is not None:
             self._committer.cancel()
             self._committer = None
+
+    def _stop_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
 
     async def aclose(self) -> None:
         """Async variant of :meth:`close` (waits for the background committer to stop)."""
@@ -85,13 +146,13 @@ class Background:
         self.close()
 
     async def _wait_durable(self, batch_no: int) -> None:
-        if batch_no < self._batch_no:
+        if batch_no < self._durable_no:
             return
         if self._committer is None:
             self.commit()
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        self._waiters.append((batch_no, fut))
         assert self._wakeup is not None
         self._wakeup.set()
         await fut
@@ -100,11 +161,15 @@ class Background:
         """Wait until everything written so far is durable."""
         await self._wait_durable(self._batch_no)
 
-    def _release(self, exc: BaseException | None) -> None:
-        """Tell the writers waiting for durability that the commit succeeded (or failed)."""
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
+    def _release(self, exc: BaseException | None, batch_no: int) -> None:
+        """Tell the writers waiting for batches up to ``batch_no`` that their commit
+        succeeded (or failed); writers of later batches keep waiting."""
+        if not self._waiters:
+            return
+        waiters = self._waiters
+        self._waiters = [(n, fut) for n, fut in waiters if n > batch_no]
+        for n, fut in waiters:
+            if n <= batch_no and not fut.done():
                 if exc is None:
                     fut.set_result(None)
                 else:
@@ -161,3 +226,10 @@ class Background:
             for prefix, callback in list(self._subscribers):
                 if key.startswith(prefix):
                     callback(key, value)
+
+
+def _timed(commit: Callable[[Any], None], what: Any) -> float:
+    """Run ``commit(what)`` (in the worker thread); return how long it took."""
+    started = time.perf_counter()
+    commit(what)
+    return time.perf_counter() - started

@@ -44,7 +44,7 @@ class Write:
     @property
     def durable(self) -> bool:
         """True once the write has been committed."""
-        return self._batch_no < self._replica._batch_no
+        return self._batch_no < self._replica._durable_no
 
     def __await__(self) -> Generator[Any, None, None]:
         return self._replica._wait_durable(self._batch_no).__await__()

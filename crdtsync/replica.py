@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -64,6 +65,17 @@ class Committed:
     """Encoded size of the group as logged (0 if not logged)."""
     blob: bytes | None = None
     """The group as logged (its delta-log blob; None if not logged)."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A commit taken from the replica and not yet finished: what the store is to hold,
+    the entries it logs, the last log seq it uses and the batch number it makes durable."""
+
+    commit: Commit
+    entries: list[Committed]
+    seq: int
+    batch_no: int
 
 
 def _log_blob(group: Group) -> bytes:
@@ -139,7 +151,10 @@ class Replica(CachedHandles, Background):
         self._own_lww: Column | None = None
         self._remote: list[tuple[str, Group, Any]] = []
         self._pending_ops = 0
-        self._batch_no = 1
+        self._batch_no = 1  # the batch local writes go to; those below _durable_no are durable
+        self._durable_no = 1
+        self._inflight: tuple[_Pending, Future[float]] | None = None  # see Background
+        self._failed: _Pending | None = None  # a commit whose store commit raised
         self._init_background()
         self._closed = False
         self._writable = not follower  # False once closed too: the fast paths check only this
@@ -185,7 +200,10 @@ class Replica(CachedHandles, Background):
         if self._closed:
             return
         self._stop_committer()
-        self.commit()
+        try:
+            self.commit()  # finishes a commit the background committer has in flight
+        finally:
+            self._stop_worker()
         self._closed = True
         self._writable = False
         self._epoch += 1
@@ -399,6 +417,12 @@ class Replica(CachedHandles, Background):
                 + len(self._decremented)
                 + len(self._assigned) + (len(self._own_lww[0]) if self._own_lww else 0))
 
+    @property
+    def commit_in_flight(self) -> bool:
+        """True while the background committer's store commit runs (its writes are not
+        durable yet; :meth:`commit` waits for it)."""
+        return self._inflight is not None
+
     def has_local_writes(self) -> bool:
         """True if local writes are waiting for the next commit."""
         return bool(self._local or self._counted or self._gcounted or self._decremented
@@ -550,17 +574,42 @@ class Replica(CachedHandles, Background):
         """Make every write and remote delta so far durable in one transaction.
 
         Returns the number of the last durable log entry. Waiting writers are released and
-        ``on_commit`` hooks and subscribers are called after the transaction.
+        ``on_commit`` hooks and subscribers are called after the transaction. A commit the
+        background committer has in flight is finished first, and one that failed is tried
+        again first (its writers were told of the failure; a store that failed for good,
+        as SQLite's does on an I/O error, raises again).
         """
         if self._closed:
             raise LocalError(f"replica {self.name!r} is closed")
+        if self._inflight is not None:
+            self._finish_inflight()
+        if self._failed is not None:
+            pending, self._failed = self._failed, None
+            self._commit_now(pending)
         if not (self.has_local_writes() or self._remote or self._meta_dirty):
-            self._release(None)
+            self._release(None, self._batch_no)
             return self._log_seq
         with gc_paused():
-            return self._commit()
+            pending = self._begin_commit()
+        return self._commit_now(pending)
 
-    def _commit(self) -> int:
+    def _commit_now(self, pending: _Pending) -> int:
+        """Run ``pending``'s store commit here and finish it."""
+        started = time.perf_counter()
+        try:
+            self._store.commit(pending.commit)
+        except Exception as exc:
+            self._failed = pending
+            self._release(exc, pending.batch_no)
+            raise
+        return self._finish_commit(pending, time.perf_counter() - started)
+
+    def _begin_commit(self) -> _Pending:
+        """Take the batch and the remote deltas so far into one store commit to make.
+
+        From here on, writes and remote deltas go to the next batch (``_batch_no`` moves);
+        :meth:`_finish_commit` does the rest once the store commit returned.
+        """
         local, remote = self._take_local(), self._remote
         seq = self._log_seq
         entries: list[Committed] = []
@@ -574,30 +623,44 @@ class Replica(CachedHandles, Background):
             else:
                 entries.append(Committed(0, origin, novel, token))
         commit, entries = self._build_commit(entries, seq)
-        started = time.perf_counter()
-        try:
-            self._store.commit(commit)
-        except Exception as exc:
-            self._release(exc)
-            raise
-        if self.on_commit_latency is not None:
-            self.on_commit_latency(time.perf_counter() - started)
+        pending = _Pending(commit, entries, seq, self._batch_no)
         self._local, self._remote = {}, []
         self._meta_dirty = {}
+        self._pending_ops = 0
+        self._batch_no += 1
+        self._write_ticket = None
+        return pending
+
+    def _finish_commit(self, pending: _Pending, latency: float) -> int:
+        """The store holds ``pending``: move the counters, tell the writers, the hooks."""
+        commit = pending.commit
+        if self.on_commit_latency is not None:
+            self.on_commit_latency(latency)
         if commit.trim_log_below is not None:
             self._trimmed_below = commit.trim_log_below
         if commit.bases or "checkpoint_seq" in commit.meta:
             self._ckpt_seq, sizes = self._pending_checkpoint
             self._ckpt.done(sizes)
             self._checkpoint_next = False
-        self._log_seq = seq
-        self._pending_ops = 0
-        self._batch_no += 1
-        self._write_ticket = None
+        self._log_seq = pending.seq
+        self._durable_no = pending.batch_no + 1
         self.stats["commits"] += 1
-        self._release(None)
-        self._after_commit(entries)
-        return seq
+        self._release(None, pending.batch_no)
+        self._after_commit(pending.entries)
+        return pending.seq
+
+    def _finish_inflight(self) -> None:
+        """Wait for the background committer's store commit, then finish it here."""
+        assert self._inflight is not None
+        pending, future = self._inflight
+        self._inflight = None
+        try:
+            latency = future.result()
+        except Exception as exc:
+            self._failed = pending  # tried again by the next commit
+            self._release(exc, pending.batch_no)
+            raise
+        self._finish_commit(pending, latency)
 
     def _build_commit(self, entries: list[Committed],
                       seq: int) -> tuple[Commit, list[Committed]]:

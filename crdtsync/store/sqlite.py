@@ -82,6 +82,10 @@ class SQLiteStore:
     calls raise StoreError, and reopening the file tells what is durable.
     """
 
+    COMMIT_BLOCKS = True
+    """A commit waits for the disk (an fsync with ``synchronous="FULL"``): a replica's
+    background committer runs it in a worker thread, off the event loop."""
+
     def __init__(
         self,
         path: str | os.PathLike[str],

@@ -17,8 +17,9 @@ only moves bytes and carries out the engine's outputs:
   it says it is; remote groups pass the delta rule (:mod:`.validate`) before they are
   joined. See docs/security.md.
 
-Pending local writes are committed before the engine reads the state for a catch-up, so a
-peer never sees a write that is not durable here.
+Pending local writes are committed (and a commit the replica's background committer has in
+flight is finished) before the engine reads the state for a catch-up, so a peer never sees
+a write that is not durable here.
 """
 
 from __future__ import annotations
@@ -372,7 +373,8 @@ class SyncService:
                 self.metrics.deltas_sent.labels(link.peer).inc()
 
     def _commit_local_writes(self) -> None:
-        if self.replica.has_local_writes():
+        # a commit in flight too: the engine may read the state its writes are in
+        if self.replica.has_local_writes() or self.replica.commit_in_flight:
             self.replica.commit()
 
     def _on_commit(self, entries: list[Committed]) -> None:

@@ -168,3 +168,15 @@ def test_plots(tmp_path: Path) -> None:
     sc.write_text(json.dumps(scaling.measure(300, rounds=1, warmup=0, changes=20,
                                              store="memory")) + "\n")
     assert [p.name for p in plot.plot_scaling(sc)] == ["s.png"]
+
+
+def test_loop_lag_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "lag.jsonl"
+    p = subprocess.run([sys.executable, "-m", "bench.loop_lag", "--writers", "8", "--ops",
+                        "400", "--runs", "1", "--out", str(out)],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = [json.loads(ln) for ln in out.read_text().splitlines()]
+    assert [r["synchronous"] for r in rows] == ["FULL", "NORMAL"]
+    assert all(r["check"] == "pass" and r["ops"] == 400 and r["commits"] > 0 for r in rows)
+    assert "| FULL |" in p.stdout and "| NORMAL |" in p.stdout

@@ -1,0 +1,188 @@
+"""The background committer runs the store's transaction off the event loop.
+
+A store whose commits block (``COMMIT_BLOCKS``, as SQLite's fsync does) is played by a
+MemoryStore that sleeps in ``commit``: while it sleeps in the worker thread, the loop keeps
+running, writes go to the next batch, and nobody is told "durable" before the store
+returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crdtsync.errors import StoreError
+from crdtsync.replica import Replica
+from crdtsync.store import MemoryStore
+from crdtsync.store.base import Commit
+
+
+class SlowStore(MemoryStore):
+    """A MemoryStore whose commits take ``delay`` seconds and may be made to fail."""
+
+    COMMIT_BLOCKS = True
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.fail_next = False
+        self.threads: list[str] = []
+        self.returned: list[float] = []  # when each commit returned (monotonic)
+        self.spans: list[tuple[float, float]] = []  # when each commit slept
+
+    def commit(self, commit: Commit) -> None:
+        self.threads.append(threading.current_thread().name)
+        started = time.monotonic()
+        time.sleep(self.delay)
+        self.spans.append((started, time.monotonic()))
+        if self.fail_next:
+            self.fail_next = False
+            raise StoreError("disk on fire")
+        super().commit(commit)
+        self.returned.append(time.monotonic())
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+def _started(store: SlowStore) -> tuple[Replica, list[int]]:
+    """A replica on ``store`` with its committer started, and the seqs its commits log."""
+    r = Replica(store, name="a", commit_delay=0.001)
+    seqs: list[int] = []
+    r.on_commit.append(lambda entries: seqs.extend(e.seq for e in entries))
+    r.start()
+    return r, seqs
+
+
+async def _until_in_flight(r: Replica) -> None:
+    """Wait until the committer has taken a batch and its store commit runs."""
+    while not r.commit_in_flight:
+        await asyncio.sleep(0.001)
+
+
+def test_the_loop_runs_while_the_store_commits_and_acks_wait_for_it() -> None:
+    async def main() -> None:
+        store = SlowStore(0.3)
+        r = Replica(store, name="a", commit_delay=0.001)
+        store.threads.clear()  # the replica's first commit (its identity), made at open
+        store.spans.clear()
+        store.returned.clear()
+        r.start()
+        ticks: list[float] = []
+
+        async def ticker() -> None:
+            for _ in range(200):
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.005)
+
+        task = asyncio.create_task(ticker())
+        write = r.counter("c").increment()
+        await write
+        acked = time.monotonic()
+        task.cancel()
+        assert store.threads and all(t.startswith("crdtsync-commit") for t in store.threads)
+        assert store.returned and acked >= store.returned[0]  # durable, then told
+        start, end = store.spans[0]
+        # the loop ran while the store slept (a commit on the loop would leave no tick there)
+        assert sum(start < t < end for t in ticks) >= 3
+        await r.aclose()
+
+    _run(main())
+
+
+def test_writes_during_a_commit_go_to_the_next_batch() -> None:
+    async def main() -> None:
+        store = SlowStore(0.2)
+        r, seqs = _started(store)
+        first = r.counter("c").increment()
+        await _until_in_flight(r)
+        second = r.counter("c").increment(5)
+        assert first is not second and not first.durable and not second.durable
+        await first
+        assert first.durable and not second.durable
+        await second
+        assert second.durable and r.get("c") == 6 and seqs == [1, 2]
+        await r.aclose()
+
+    _run(main())
+
+
+def test_commit_finishes_the_commit_in_flight_first(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = SlowStore(0.2)
+        r, seqs = _started(store)
+        first = r.set("s").add("x")
+        await _until_in_flight(r)
+        r.set("s").add("y")
+        assert r.commit() == 2  # waits for entry 1, finishes it, then commits entry 2
+        assert first.durable and seqs == [1, 2] and r._inflight is None
+        assert [e.seq for e in store.log()] == [1, 2]
+        await asyncio.sleep(0.05)  # the committer wakes up to nothing left to do
+        assert seqs == [1, 2]
+        await r.aclose()
+
+    _run(main())
+
+
+def test_close_while_a_commit_is_in_flight_keeps_every_write(tmp_path: Path) -> None:
+    path = str(tmp_path / "r")
+
+    async def main() -> None:
+        r = Replica.open(path, name="a", commit_delay=0.001)
+        r.start()
+        for i in range(50):
+            r.counter(f"c{i % 5}").increment()
+            if i % 10 == 0:
+                await asyncio.sleep(0)
+        r.close()  # the committer may be mid-commit: close finishes it, commits the rest
+
+    _run(main())
+    r = Replica.open(path, name="a")
+    assert sum(r.get(f"c{i}") for i in range(5)) == 50
+    r.close()
+
+
+def test_a_failed_commit_fails_its_writers_and_is_tried_again_first() -> None:
+    async def main() -> None:
+        store = SlowStore(0.1)
+        r, seqs = _started(store)
+        store.fail_next = True
+        first = r.counter("c").increment()
+        await _until_in_flight(r)
+        second = r.counter("d").increment()
+        with pytest.raises(StoreError, match="disk on fire"):
+            await first
+        assert not first.durable and not second.durable
+        await second  # this store did not fail for good: the failed batch goes first
+        assert first.durable and second.durable and seqs == [1, 2]
+        assert [e.seq for e in store.log()] == [1, 2]
+        await r.aclose()
+
+    _run(main())
+
+
+def test_the_sync_service_finishes_a_commit_in_flight_before_the_engine_reads() -> None:
+    """A SyncService commits pending writes before the engine handles a message (it may
+    read the state for a catch-up): a commit in flight is finished there too, so a peer
+    never gets a write that is not durable."""
+    from crdtsync.transport.service import SyncService
+
+    async def main() -> None:
+        store = SlowStore(0.2)
+        r = Replica(store, name="a", commit_delay=0.001)
+        service = SyncService(r)
+        r.start()
+        write = r.counter("c").increment()
+        await _until_in_flight(r)
+        service._commit_local_writes()
+        assert not r.commit_in_flight and write.durable
+        assert [e.seq for e in store.log()] == [1]
+        await r.aclose()
+
+    _run(main())
