@@ -218,9 +218,11 @@ class Background:
         finally:
             cancel()
 
-    def _notify(self, entries: list[Committed]) -> None:
-        """Call the subscribers of each key the committed ``entries`` changed, in key order."""
-        changed = sorted({k for e in entries for k in e.group.touched()})
+    def _notify(self, entries: list[Committed], later: set[str]) -> None:
+        """Call the subscribers of each key the committed ``entries`` changed, in key order,
+        but those in ``later``: changed again since, not durably yet (the commit that makes
+        them durable reports them)."""
+        changed = sorted({k for e in entries for k in e.group.touched()} - later)
         for key in changed:
             value = self.get(key)
             for prefix, callback in list(self._subscribers):

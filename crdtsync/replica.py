@@ -711,4 +711,18 @@ class Replica(CachedHandles, Background):
         for hook in list(self.on_commit):
             hook(entries)
         if self._subscribers:
-            self._notify(entries)
+            self._notify(entries, self._written_since_taken())
+
+    def _written_since_taken(self) -> set[str]:
+        """Keys the open batch and the remote deltas joined since the last commit was taken
+        changed (only a commit finished after the loop ran meanwhile has any): their live
+        values hold changes that are not durable yet, so subscribers hear of them with the
+        commit that makes them durable."""
+        keys: set[str] = set()
+        for pending in (self._local, self._counted, self._gcounted, self._decremented,
+                        self._stamped, self._assigned, self._own_lww[0] if self._own_lww
+                        else ()):
+            keys.update(pending)
+        for _origin, novel, _token in self._remote:
+            keys.update(novel.touched())
+        return keys

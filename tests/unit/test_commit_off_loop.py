@@ -54,6 +54,7 @@ def _run(coro: Any) -> Any:
 def _started(store: SlowStore) -> tuple[Replica, list[int]]:
     """A replica on ``store`` with its committer started, and the seqs its commits log."""
     r = Replica(store, name="a", commit_delay=0.001)
+    store.returned.clear()  # the replica's first commit (its identity), made at open
     seqs: list[int] = []
     r.on_commit.append(lambda entries: seqs.extend(e.seq for e in entries))
     r.start()
@@ -183,6 +184,27 @@ def test_the_sync_service_finishes_a_commit_in_flight_before_the_engine_reads() 
         service._commit_local_writes()
         assert not r.commit_in_flight and write.durable
         assert [e.seq for e in store.log()] == [1]
+        await r.aclose()
+
+    _run(main())
+
+
+def test_subscribers_hear_only_durable_values() -> None:
+    """A key written again while its commit was in flight is reported with the commit that
+    makes its new value durable, not with the value's non-durable part earlier."""
+    async def main() -> None:
+        store = SlowStore(0.2)
+        r, _ = _started(store)
+        heard: list[tuple[str, object, int]] = []
+        r.subscribe(lambda key, value: heard.append((key, value, len(store.returned))))
+        first = r.counter("c").increment()
+        r.counter("d").increment()
+        await _until_in_flight(r)
+        second = r.counter("c").increment(5)
+        await first
+        assert heard == [("d", 1, 1)]  # c's live value (6) is not durable yet
+        await second
+        assert heard == [("d", 1, 1), ("c", 6, 2)]
         await r.aclose()
 
     _run(main())
