@@ -117,9 +117,7 @@ class Background:
             # shielded: cancelling the committer (close) must not cancel the store commit,
             # which close() then finishes through commit()
             await asyncio.shield(asyncio.wrap_future(future))
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - reported by _finish_inflight below
+        except Exception:  # noqa: BLE001 - raised again by _finish_inflight below
             pass
         if self._inflight is inflight:
             self._finish_inflight()

@@ -576,8 +576,8 @@ class Replica(CachedHandles, Background):
         Returns the number of the last durable log entry. Waiting writers are released and
         ``on_commit`` hooks and subscribers are called after the transaction. A commit the
         background committer has in flight is finished first, and one that failed is tried
-        again first (its writers were told of the failure; a store that failed for good,
-        as SQLite's does on an I/O error, raises again).
+        again first (every writer waiting then was told of the failure; a store that failed
+        for good, as SQLite's does on an I/O error, raises again).
         """
         if self._closed:
             raise LocalError(f"replica {self.name!r} is closed")
@@ -600,7 +600,7 @@ class Replica(CachedHandles, Background):
             self._store.commit(pending.commit)
         except Exception as exc:
             self._failed = pending
-            self._release(exc, pending.batch_no)
+            self._release(exc, self._batch_no)  # later batches wait on this one: all hear
             raise
         return self._finish_commit(pending, time.perf_counter() - started)
 
@@ -658,7 +658,7 @@ class Replica(CachedHandles, Background):
             latency = future.result()
         except Exception as exc:
             self._failed = pending  # tried again by the next commit
-            self._release(exc, pending.batch_no)
+            self._release(exc, self._batch_no)  # later batches wait on this one: all hear
             raise
         self._finish_commit(pending, latency)
 

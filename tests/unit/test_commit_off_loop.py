@@ -149,7 +149,7 @@ def test_close_while_a_commit_is_in_flight_keeps_every_write(tmp_path: Path) -> 
     r.close()
 
 
-def test_a_failed_commit_fails_its_writers_and_is_tried_again_first() -> None:
+def test_a_failed_commit_fails_the_waiting_writers_and_is_tried_again_first() -> None:
     async def main() -> None:
         store = SlowStore(0.1)
         r, seqs = _started(store)
@@ -157,8 +157,11 @@ def test_a_failed_commit_fails_its_writers_and_is_tried_again_first() -> None:
         first = r.counter("c").increment()
         await _until_in_flight(r)
         second = r.counter("d").increment()
+        waiting = asyncio.ensure_future(r.flush())  # waits for second's batch, after first's
         with pytest.raises(StoreError, match="disk on fire"):
             await first
+        with pytest.raises(StoreError, match="disk on fire"):
+            await waiting  # told too: its batch cannot be durable before the failed one
         assert not first.durable and not second.durable
         await second  # this store did not fail for good: the failed batch goes first
         assert first.durable and second.durable and seqs == [1, 2]
