@@ -190,8 +190,7 @@ class DeltaLog:
 
     def skip(self, seq: int) -> None:
         """Account for seq ``seq`` without keeping an entry (a follower's log)."""
-        if type(seq) is not int or seq <= self.last_seq:
-            raise LocalError(f"log seq {seq!r} must be an int above the last seq {self.last_seq}")
+        self._check_seq(seq)
         self.last_seq = seq
 
     def collect(self, start: int, peer: str, max_bytes: int,
