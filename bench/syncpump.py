@@ -167,10 +167,9 @@ class Node:
         for entry in entries:
             if isinstance(entry.token, Apply):
                 outputs += self.engine.applied(entry.token, entry.seq or None, entry.group, now,
-                                               size=entry.size or None, blob=entry.blob)
+                                               blob=entry.blob)
             elif entry.origin is None:
-                outputs += self.engine.logged(entry.seq, entry.group, now, size=entry.size,
-                                              blob=entry.blob)
+                outputs += self.engine.logged(entry.seq, entry.group, now, blob=entry.blob)
         self.run(outputs)
 
     def tick(self) -> None:

@@ -61,10 +61,13 @@ class Committed:
     origin: str | None
     group: Group
     token: Any = None
-    size: int = 0
-    """Encoded size of the group as logged (0 if not logged)."""
     blob: bytes | None = None
     """The group as logged (its delta-log blob; None if not logged)."""
+
+    @property
+    def size(self) -> int:
+        """Encoded size of the group as logged (0 if not logged)."""
+        return 0 if self.blob is None else len(self.blob)
 
 
 @dataclass(slots=True)
@@ -671,7 +674,7 @@ class Replica(CachedHandles, Background):
                 blob = _log_blob(entry.group)
                 commit.log.append(LogEntry(entry.seq, entry.origin, blob))
                 self._ckpt.logged(entry.group.touched(), len(blob))
-                entry = replace(entry, size=len(blob), blob=blob)
+                entry = replace(entry, blob=blob)
             sized.append(entry)
         ckpt_seq = self._ckpt_seq
         if self._checkpoint_next or self._ckpt.due():

@@ -245,6 +245,12 @@ class DeltaLog:
             hot.popleft()
         self.trimmed_upto = min(upto, self.last_seq)
 
+    def drop_corrupt(self, exc: CorruptEntry) -> None:
+        """Trim the log through the entry that did not decode, and record why: a peer that
+        still needs what is trimmed catches up from state."""
+        self.trim(exc.seq)
+        self.corrupt.append(str(exc))
+
     def bound(self, *, max_entries: int, max_bytes: int) -> int:
         """Return the highest seq to trim so that the log fits the bounds (0: it fits)."""
         upto = 0

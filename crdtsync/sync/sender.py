@@ -103,8 +103,7 @@ class PeerSender:
                 end, group = log.collect(self.sent + 1, self.peer,
                                          self._config.max_message_bytes)
             except CorruptEntry as exc:  # cannot be served: the peers catch up from state
-                log.trim(exc.seq)
-                log.corrupt.append(str(exc))
+                log.drop_corrupt(exc)
                 return self._start_catchup(now)  # (what is in ``out`` is not sent)
             if not group and not force:
                 # Only this peer's own entries (BP): say so at once, outside the window, so

@@ -385,10 +385,9 @@ class SyncService:
                 self._seq_times[entry.seq] = now
             if isinstance(entry.token, Apply):
                 outputs += self.engine.applied(entry.token, entry.seq or None, entry.group, now,
-                                               size=entry.size or None, blob=entry.blob)
+                                               blob=entry.blob)
             elif entry.origin is None and not self.replica.follower:
-                outputs += self.engine.logged(entry.seq, entry.group, now, size=entry.size,
-                                              blob=entry.blob)
+                outputs += self.engine.logged(entry.seq, entry.group, now, blob=entry.blob)
         self._run(outputs)
 
     async def _tick_forever(self) -> None:

@@ -114,7 +114,7 @@ def test_writes_during_a_commit_go_to_the_next_batch() -> None:
     _run(main())
 
 
-def test_commit_finishes_the_commit_in_flight_first(tmp_path: Path) -> None:
+def test_commit_finishes_the_commit_in_flight_first() -> None:
     async def main() -> None:
         store = SlowStore(0.2)
         r, seqs = _started(store)
