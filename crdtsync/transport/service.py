@@ -18,8 +18,10 @@ only moves bytes and carries out the engine's outputs:
   joined. See docs/security.md.
 
 Pending local writes are committed (and a commit the replica's background committer has in
-flight is finished) before the engine reads the state for a catch-up, so a peer never sees
-a write that is not durable here.
+flight is finished) when the engine reads the state for a catch-up (:class:`ReplicaHost`
+settles the replica), so a peer never sees a write that is not durable here. Only then: a
+delta, an ack or a tick reads no state, so under sync traffic the background committer
+keeps its batches, and its store transactions off the event loop.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from websockets.asyncio.client import connect
@@ -52,6 +54,7 @@ from crdtsync.sync import (
     default_digest,
     encode_message,
 )
+from crdtsync.sync.digest import DigestIndex
 
 from .auth import MAX_AUTH_FRAME, AuthError, is_auth_frame, load_secret
 from .backoff import backoff
@@ -74,24 +77,49 @@ MAX_PENDING_AUTH = 64
 
 
 class ReplicaHost:
-    """The engine's read access to the replica's state (durable or remote-joined only)."""
+    """The engine's read access to the replica's state: durable, or remote-joined.
 
-    def __init__(self, replica: Replica) -> None:
+    The engine reads the state only for a state catch-up (hashes of buckets and keys, then
+    the states that differ), which may leave the replica at once. Before each read the host
+    *settles* the replica: if local writes wait for a commit (or the background committer
+    has one in flight), ``settle`` makes them durable first, so no write that is not
+    durable ever leaves (see :class:`~crdtsync.sync.SyncHost`). The default commits at once;
+    :class:`SyncService` passes its own, which holds back the engine calls of that commit's
+    ``on_commit`` hook until the engine call that read the state has returned. Messages that
+    read no state (a delta, an ack) then need no commit at all.
+    """
+
+    def __init__(self, replica: Replica, settle: Callable[[], None] | None = None) -> None:
         self.replica = replica
+        self._settle = settle or self._commit
         # Catch-up hashes kept between catch-ups (the replica's own: each commit marks the
         # keys it changed, and it outlives this host).
-        self.digest_index = replica.digest_index
+        self._index = replica.digest_index
+
+    def _commit(self) -> None:
+        replica = self.replica
+        if replica.has_local_writes() or replica.commit_in_flight:
+            replica.commit()
+
+    @property
+    def digest_index(self) -> DigestIndex:
+        """The replica's catch-up hashes, read after settling (the engine refreshes them)."""
+        self._settle()
+        return self._index
 
     def keys(self) -> list[str]:
         """Every key holding a value."""
+        self._settle()
         return self.replica.keys()
 
     def digest(self, key: str) -> bytes:
         """Digest of the key's state (blake2b of its canonical encoding)."""
+        self._settle()
         return default_digest(self.replica._data[key])
 
     def state(self, key: str) -> Any:
         """The key's state (the engine copies it)."""
+        self._settle()
         return self.replica._data[key]
 
 
@@ -137,8 +165,11 @@ class SyncService:
                             max_message_bytes=max(4096, max_frame_bytes // 2),
                             retransmit_after=retransmit_after, window=window)
         records = [] if replica.follower else self._load_log()
-        self.engine = SyncEngine(ReplicaHost(replica), config, log=records, marks=marks,
-                                 last_seq=replica.log_seq)
+        # commits made while the engine reads the state: their entries wait here for the
+        # engine call to return (see _settle)
+        self._held: list[Committed] | None = None
+        self.engine = SyncEngine(ReplicaHost(replica, self._settle), config, log=records,
+                                 marks=marks, last_seq=replica.log_seq)
         self._links: dict[Hashable, Link] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seq_times: dict[int, float] = {}
@@ -245,7 +276,7 @@ class SyncService:
         code, reason = 1000, ""
         opened = time.monotonic()
         try:
-            self._run(self.engine.connect(key, time.monotonic()))
+            self._call(self.engine.connect, key, time.monotonic())
             async for frame in conn:
                 if not isinstance(frame, bytes):
                     raise PeerError(f"{label}: text frame on a sync link")
@@ -295,8 +326,7 @@ class SyncService:
             self.metrics.deltas_received.labels(link.peer).inc()
             if isinstance(message, States):
                 self.metrics.catchups.labels(link.peer).inc()
-        self._commit_local_writes()
-        self._run(self.engine.receive(key, message, time.monotonic()))
+        self._call(self.engine.receive, key, message, time.monotonic())
         if isinstance(message, Hello) and not link.closing:  # the engine accepted it
             link.peer = message.replica
             self._peer_gauge(link.peer, True)
@@ -328,6 +358,23 @@ class SyncService:
             self.replica.set_meta(PEERS_META, sorted(self._known))
 
     # -- engine outputs ---------------------------------------------------------------------
+
+    def _call(self, call: Callable[..., list[Any]], *args: Any) -> None:
+        """Call the engine, carry out its outputs, then hand it the commits that
+        :meth:`_settle` held during the call (also if the call raised)."""
+        try:
+            outputs = call(*args)
+        except BaseException:
+            self._release_held()
+            raise
+        self._run(outputs)
+        self._release_held()
+
+    def _release_held(self) -> None:
+        while self._held is not None:
+            held, self._held = self._held, None
+            if held:
+                self._on_commit(held)
 
     def _run(self, outputs: list[Any]) -> None:
         for out in outputs:
@@ -372,12 +419,29 @@ class SyncService:
             if isinstance(out.message, (Delta, States)):
                 self.metrics.deltas_sent.labels(link.peer).inc()
 
-    def _commit_local_writes(self) -> None:
-        # a commit in flight too: the engine may read the state its writes are in
-        if self.replica.has_local_writes() or self.replica.commit_in_flight:
-            self.replica.commit()
+    def _settle(self) -> None:
+        """Make the local writes durable before the engine reads the state (ReplicaHost).
+
+        Runs inside an engine call, so the commit's ``on_commit`` entries are held until
+        that call returns and its outputs are carried out (:meth:`_call`): the engine is
+        never re-entered. Meanwhile its log lacks them, so a catch-up it opens says "up to"
+        an earlier seq than the state it hashes holds; the peer then receives those writes
+        twice (in the states, then in a delta), which joins to the same state.
+        """
+        replica = self.replica
+        if replica.has_local_writes() or replica.commit_in_flight:
+            if self._held is None:
+                self._held = []
+            replica.commit()
 
     def _on_commit(self, entries: list[Committed]) -> None:
+        if self._held is not None:  # committed by _settle, inside an engine call
+            self._held += entries
+            return
+        self._call(self._tell_engine, entries)
+
+    def _tell_engine(self, entries: list[Committed]) -> list[Any]:
+        """Hand the engine a commit's entries (``logged``, ``applied``); return its outputs."""
         now = time.monotonic()
         outputs: list[Any] = []
         for entry in entries:
@@ -388,13 +452,12 @@ class SyncService:
                                                blob=entry.blob)
             elif entry.origin is None and not self.replica.follower:
                 outputs += self.engine.logged(entry.seq, entry.group, now, blob=entry.blob)
-        self._run(outputs)
+        return outputs
 
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            self._commit_local_writes()
-            self._run(self.engine.tick(time.monotonic()))
+            self._call(self.engine.tick, time.monotonic())
             self._update_lag()
             self._report_corrupt()
 

@@ -180,3 +180,19 @@ def test_loop_lag_tiny(tmp_path: Path) -> None:
     assert [r["synchronous"] for r in rows] == ["FULL", "NORMAL"]
     assert all(r["check"] == "pass" and r["ops"] == 400 and r["commits"] > 0 for r in rows)
     assert "| FULL |" in p.stdout and "| NORMAL |" in p.stdout
+
+
+def test_loop_lag_with_peers_tiny(tmp_path: Path) -> None:
+    """Under sync traffic from peer processes, no commit runs on the event loop: only a
+    catch-up (none here) makes the sync service commit there."""
+    out = tmp_path / "lag.jsonl"
+    p = subprocess.run([sys.executable, "-m", "bench.loop_lag", "--writers", "8", "--ops",
+                        "2000", "--runs", "1", "--synchronous", "NORMAL", "--peers", "1",
+                        "--peer-writers", "2", "--out", str(out)],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    [row] = [json.loads(ln) for ln in out.read_text().splitlines()]
+    assert row["check"] == "pass" and row["peers"] == 1 and row["commits"] > 0
+    assert row["frames_received"] > 0 and len(row["peer_acked_ops_per_s"]) == 1
+    assert row["loop_commits"] == 0
+    assert "| NORMAL | 1 |" in p.stdout

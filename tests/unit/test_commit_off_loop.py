@@ -171,22 +171,64 @@ def test_a_failed_commit_fails_the_waiting_writers_and_is_tried_again_first() ->
     _run(main())
 
 
-def test_the_sync_service_finishes_a_commit_in_flight_before_the_engine_reads() -> None:
-    """A SyncService commits pending writes before the engine handles a message (it may
-    read the state for a catch-up): a commit in flight is finished there too, so a peer
-    never gets a write that is not durable."""
-    from crdtsync.transport.service import SyncService
+def test_reading_the_state_for_a_catch_up_makes_the_writes_durable_first() -> None:
+    """The engine reads the state only for a catch-up, through ReplicaHost: each read
+    finishes a commit in flight and commits the pending writes first, so a peer never gets
+    a write that is not durable."""
+    from crdtsync.transport.service import ReplicaHost
 
     async def main() -> None:
         store = SlowStore(0.2)
-        r = Replica(store, name="a", commit_delay=0.001)
-        service = SyncService(r)
-        r.start()
-        write = r.counter("c").increment()
+        r, seqs = _started(store)
+        host = ReplicaHost(r)
+        first = r.counter("c").increment()
         await _until_in_flight(r)
-        service._commit_local_writes()
-        assert not r.commit_in_flight and write.durable
+        second = r.counter("d").increment()  # the next batch
+        assert host.keys() == ["c", "d"]
+        assert not r.commit_in_flight and not r.has_local_writes()
+        assert first.durable and second.durable and seqs == [1, 2]
+        assert [e.seq for e in store.log()] == [1, 2]
+        r.counter("c").increment()
+        assert host.state("c").value == 2 and seqs == [1, 2, 3]
+        r.counter("c").increment()
+        host.digest("c")
+        r.counter("c").increment()
+        _ = host.digest_index
+        assert seqs == [1, 2, 3, 4, 5]
+        await r.aclose()
+
+    _run(main())
+
+
+def test_the_sync_service_commits_only_when_the_engine_reads_the_state() -> None:
+    """Engine calls that read no state leave the writes to the background committer; one
+    that reads it commits them there, and the engine hears of that commit only once the
+    call has returned (it is never re-entered)."""
+    from crdtsync.transport.service import SyncService
+
+    async def main() -> None:
+        store = SlowStore(0.01)
+        r = Replica(store, name="a", commit_delay=60)  # the committer waits: we commit
+        service = SyncService(r)
+        engine = service.engine
+        r.start()
+        r.counter("c").increment()
+        service._call(engine.tick, time.monotonic())  # no peer: reads nothing
+        assert r.has_local_writes() and engine.last_seq == 0
+
+        seen: list[Any] = []
+
+        def catch_up() -> list[Any]:
+            seen.append(engine._host.state("c").value)  # as a catch-up reads it
+            seen.append(engine.last_seq)  # still inside the call: not told yet
+            return []
+
+        service._call(catch_up)
+        assert seen == [1, 0] and not r.has_local_writes()
+        assert engine.last_seq == 1  # told after the call
         assert [e.seq for e in store.log()] == [1]
+        assert service._held is None
+        await service.stop()
         await r.aclose()
 
     _run(main())
