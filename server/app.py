@@ -178,7 +178,7 @@ def _make_sync(server: ReplicaServer) -> Any:
                        secret_file=cfg.secret_file, metrics=server.metrics,
                        max_frame_bytes=cfg.max_frame_bytes, tls=tls,
                        members=cfg.members or None, max_dot_seq=cfg.max_dot_seq,
-                       window=cfg.sync_window)
+                       window=cfg.sync_window, hot_log_bytes=cfg.sync_hot_log_mb << 20)
 
 
 async def run_server(config: Config, *, ready: Any = None) -> None:

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     s.add_argument("--sync-window", type=int, help="unacked deltas in flight per peer "
                    "(default 1; more sends sooner on slow links, in more, smaller messages)")
+    s.add_argument("--sync-hot-log-mb", type=int, help="MiB of the newest sync-log entries "
+                   "kept decoded for peers (default 4; older entries are kept encoded)")
     _security_flags(s)
     st = sub.add_parser("status", help="show a running replica's peers and lag")
     st.add_argument("url", help="the replica's ws:// or http:// URL")
@@ -87,7 +89,7 @@ _SERVE_FLAGS = ("id", "listen", "data", "peers", "cluster", "secret_file", "foll
                 "clock_offset_ms", "log_level", "tls_cert", "tls_key", "tls_ca", "members",
                 "max_dot_seq", "max_frame_bytes", "client_max_frame_bytes", "max_queue",
                 "client_token_file", "protect_health", "allow_origins", "client_rate",
-                "client_burst", "max_clients", "sync_window")
+                "client_burst", "max_clients", "sync_window", "sync_hot_log_mb")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ class Config:
     follower: bool = False
     commit_delay_ms: float = 2.0
     sync_window: int = 1
+    sync_hot_log_mb: int = 4
     max_frame_bytes: int = 4 * 1024 * 1024
     client_max_frame_bytes: int = 1024 * 1024
     max_drift_ms: int = 60_000
@@ -127,6 +128,7 @@ _INT_RANGES = {
     "max_clients": (1, 1_000_000),
     "max_queue": (1, 4096),
     "sync_window": (1, 64),
+    "sync_hot_log_mb": (0, 65536),
     "client_burst": (0, 1_000_000_000),
 }
 

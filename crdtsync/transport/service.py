@@ -55,6 +55,7 @@ from crdtsync.sync import (
     encode_message,
 )
 from crdtsync.sync.digest import DigestIndex
+from crdtsync.sync.log import DEFAULT_HOT_BYTES
 
 from .auth import MAX_AUTH_FRAME, AuthError, is_auth_frame, load_secret
 from .backoff import backoff
@@ -131,6 +132,8 @@ class SyncService:
     comes from the handshake, never from the address. ``window`` is the number of unacked
     Delta messages in flight per peer (:class:`~crdtsync.sync.SyncConfig`): 1 joins what
     is logged during a round trip into one message; more sends sooner on slow links.
+    ``hot_log_bytes``: the newest delta-log entries, up to this many encoded bytes, are kept
+    decoded for the peers (older ones are decoded when a peer that fell behind collects them).
     """
 
     def __init__(self, replica: Replica, *, peers: list[str] | tuple[str, ...] = (),
@@ -139,7 +142,7 @@ class SyncService:
                  retransmit_after: float = 2.0, rng: random.Random | None = None,
                  tls: ssl.SSLContext | None = None, members: Iterable[str] | None = None,
                  max_dot_seq: int = DEFAULT_MAX_SEQ, auth_timeout: float = AUTH_TIMEOUT,
-                 window: int = 1) -> None:
+                 window: int = 1, hot_log_bytes: int = DEFAULT_HOT_BYTES) -> None:
         self.replica = replica
         self.urls = list(peers)
         self.metrics = metrics
@@ -163,7 +166,8 @@ class SyncService:
         config = SyncConfig(replica=replica.replica_id, cluster=cluster,
                             follower=replica.follower, peers=known,
                             max_message_bytes=max(4096, max_frame_bytes // 2),
-                            retransmit_after=retransmit_after, window=window)
+                            retransmit_after=retransmit_after, window=window,
+                            hot_log_bytes=hot_log_bytes)
         records = [] if replica.follower else self._load_log()
         # commits made while the engine reads the state: their entries wait here for the
         # engine call to return (see _settle)

@@ -41,6 +41,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     (["--client-rate", "-1"], "--client-rate"),
     (["--sync-window", "0"], "--sync-window"),
     (["--sync-window", "65"], "--sync-window"),
+    (["--sync-hot-log-mb", "-1"], "--sync-hot-log-mb"),
 ])
 def test_bad_security_flags_exit_2_naming_the_flag(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], flag: str) -> None:
@@ -154,20 +155,25 @@ def test_status_presents_the_client_token(tmp_path: Path) -> None:
         srv.stop()
 
 
-def test_sync_window_reaches_the_engine(tmp_path: Path) -> None:
-    """The server builds its SyncService with the configured window (default 1)."""
+def test_sync_window_and_hot_log_reach_the_engine(tmp_path: Path) -> None:
+    """The server builds its SyncService with the configured window (default 1) and
+    decoded part of the log (default 4 MiB)."""
     from crdtsync_server.app import ReplicaServer
     from crdtsync_server.config import load_config
 
     async def main() -> None:
-        for flags, want in (({}, 1), ({"sync_window": 5}, 5)):
-            name = f"w{want}"
+        for flags, window, hot in (({}, 1, 4 << 20),
+                                   ({"sync_window": 5, "sync_hot_log_mb": 0}, 5, 0),
+                                   ({"sync_hot_log_mb": 16}, 1, 16 << 20)):
+            name = f"w{window}h{hot}"
             cfg = load_config({"id": name, "data": str(tmp_path / name), "listen": "127.0.0.1:0",
                                **flags})
             server = ReplicaServer(cfg)
             await server.start()
             try:
-                assert server.sync.engine._config.window == want
+                assert server.sync.engine._config.window == window
+                assert server.sync.engine._config.hot_log_bytes == hot
+                assert server.sync.engine._log.hot_bytes == hot
             finally:
                 await server.stop()
 
