@@ -13,9 +13,10 @@ and the background committer:
   committer would do it ``commit_delay`` later, possibly joining several Applies);
 - the ``on_commit`` hook calls ``engine.applied`` for Apply tokens and ``engine.logged``
   for local entries (with the logged size), as ``SyncService._on_commit``;
-- pending local writes are committed before each received message is handed to the engine
-  (``SyncService._commit_local_writes``); ``Trim`` -> ``replica.trim_log``; ``Close`` ->
-  disconnect; a Hello records the peer in ``sync.peers`` meta;
+- pending local writes are committed when the engine reads the state for a catch-up (the
+  host settles the replica, ``SyncService._settle``), and that commit's ``on_commit``
+  entries reach the engine once its call has returned; ``Trim`` -> ``replica.trim_log``;
+  ``Close`` -> disconnect; a Hello records the peer in ``sync.peers`` meta;
 - a received frame is decoded and handled with the cyclic GC paused
   (:func:`crdtsync.gcpause.gc_paused`, as ``SyncService._deliver``);
 - :meth:`Node.tick` is the service's periodic tick (the runners call it every
@@ -32,7 +33,6 @@ from collections import Counter, deque
 from collections.abc import Hashable, Iterable
 from typing import Any
 
-from crdtsync.codec import decode_group
 from crdtsync.gcpause import gc_paused
 from crdtsync.replica import Committed, Replica
 from crdtsync.sync import (
@@ -46,6 +46,7 @@ from crdtsync.sync import (
     decode_message,
     encode_message,
 )
+from crdtsync.sync.engine import LogRecord
 from crdtsync.transport.service import (
     MARK_PREFIX,
     PEERS_META,
@@ -68,7 +69,7 @@ class Node:
     """One replica and its sync engine, driven the way SyncService drives them."""
 
     def __init__(self, replica: Replica, net: Net, *, cluster: str = "bench",
-                 log: Iterable[tuple[int, str | None, dict[str, Any]]] | None = None,
+                 log: Iterable[LogRecord] | None = None,
                  marks: dict[str, int] | None = None, last_seq: int | None = None,
                  peers: Iterable[str] = (), max_frame_bytes: int = MAX_FRAME_BYTES,
                  retransmit_after: float = 2.0) -> None:
@@ -86,9 +87,11 @@ class Node:
                             peers=frozenset(known),
                             max_message_bytes=max(4096, max_frame_bytes // 2),
                             retransmit_after=retransmit_after)
-        if log is None:  # as SyncService._load_log
-            log = [(e.seq, e.origin, decode_group(e.blob)) for e in replica.store.log()]
-        self.engine = SyncEngine(ReplicaHost(replica), config, log=log, marks=marks,
+        if log is None:  # as SyncService._load_log: kept encoded
+            log = [(e.seq, e.origin, e.blob) for e in replica.store.log()]
+        self._held: list[Committed] | None = None  # as SyncService._held
+        self.engine = SyncEngine(ReplicaHost(replica, self._settle), config, log=log,
+                                 marks=marks,
                                  last_seq=replica.log_seq if last_seq is None else last_seq)
         self.links: dict[Hashable, tuple[Node, Hashable]] = {}
         self.sent_bytes: Counter[str] = Counter()  # message tag -> payload bytes sent
@@ -121,15 +124,26 @@ class Node:
                 if peer not in self._known and peer != self.rid:
                     self._known.add(peer)
                     self.replica.set_meta(PEERS_META, sorted(self._known))
-            self.commit_local_writes()
             self.run(self.engine.receive(link, message, time.monotonic()))
 
-    def commit_local_writes(self) -> None:
+    def _settle(self) -> None:
+        """SyncService._settle: commit pending local writes before a catch-up reads the
+        state; the commit's entries are held until the engine call has returned."""
         if self.replica.has_local_writes():
+            if self._held is None:
+                self._held = []
             self.replica.commit()
 
     def run(self, outputs: list[Any]) -> None:
-        """Carry out engine outputs in order (SyncService._run), then commit any Apply."""
+        """Carry out engine outputs in order (SyncService._run), then commit any Apply, then
+        hand the engine the commits held during the call (SyncService._call)."""
+        self._run(outputs)
+        while self._held is not None:
+            held, self._held = self._held, None
+            if held:
+                self._on_commit(held)
+
+    def _run(self, outputs: list[Any]) -> None:
         applied = False
         for out in outputs:
             if isinstance(out, Send):
@@ -162,6 +176,9 @@ class Node:
         self.net.post(dest[0], dest[1], data)
 
     def _on_commit(self, entries: list[Committed]) -> None:
+        if self._held is not None:
+            self._held += entries
+            return
         now = time.monotonic()
         outputs: list[Any] = []
         for entry in entries:
@@ -174,7 +191,6 @@ class Node:
 
     def tick(self) -> None:
         """SyncService._tick_forever's body."""
-        self.commit_local_writes()
         self.run(self.engine.tick(time.monotonic()))
 
     @property
