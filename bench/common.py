@@ -20,6 +20,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import orjson
+
 REPO = Path(__file__).resolve().parents[1]
 PEERS_BENCH_ENV = "CRDTSYNC_PEERS_BENCH"
 DEFAULT_PEERS_BENCH = REPO.parent / "shared" / "peers-bench"
@@ -135,3 +137,12 @@ PYCRDT_CLIENT_IDS = [_idrng.randrange(2**52, 2**53) for _ in range(4)]
 LORO_PEER_IDS = [_idrng.randrange(2**63, 2**64) for _ in range(4)]
 # crdtsync replica ids are strings; 64-bit random ids written as 16 hex digits.
 CRDTSYNC_REPLICA_IDS = [f"{_idrng.getrandbits(64):016x}" for _ in range(4)]
+
+
+def emit(row: dict[str, Any], out: str | None) -> None:
+    """Print ``row`` as one JSON line, and append it to the file ``out`` if given."""
+    line = orjson.dumps(row).decode()
+    print(line)
+    if out:
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(line + "\n")

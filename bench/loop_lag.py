@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 from websockets.asyncio.server import serve
 
+from bench.common import emit
 from crdtsync.replica import Replica
 from crdtsync.store import SQLiteStore
 from crdtsync.transport import SyncService
@@ -55,9 +56,9 @@ async def _run(synchronous: str, writers: int, ops: int, peers: int = 0,
                peer_writers: int = 16, commit_delay: float | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "replica.db")
+        options: dict[str, Any] = {} if commit_delay is None else {"commit_delay": commit_delay}
         replica = Replica(SQLiteStore(db, synchronous=synchronous),  # type: ignore[arg-type]
-                          store_path=db, name="lag",
-                          **({} if commit_delay is None else {"commit_delay": commit_delay}))
+                          store_path=db, name="lag", **options)
         on_loop = _count_loop_commits(replica)
         sync = await _Sync.open(replica, peers, peer_writers) if peers else None
         replica.start()
@@ -271,11 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             row = asyncio.run(_run(mode, args.writers, args.ops, args.peers,
                                           args.peer_writers, args.commit_delay))
             rows.append(row)
-            line = orjson.dumps(row).decode()
-            print(line)
-            if args.out:
-                with open(args.out, "a", encoding="utf-8") as f:
-                    f.write(line + "\n")
+            emit(row, args.out)
     print("\n| synchronous | peers | acked ops/s | peers' acked ops/s | commits | on the loop "
           "| frames in | lag p50 ms | lag p99 ms | lag max ms |")
     print("|---|---|---|---|---|---|---|---|---|---|")

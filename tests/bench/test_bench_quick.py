@@ -196,3 +196,18 @@ def test_loop_lag_with_peers_tiny(tmp_path: Path) -> None:
     assert row["frames_received"] > 0 and len(row["peer_acked_ops_per_s"]) == 1
     assert row["loop_commits"] == 0
     assert "| NORMAL | 1 |" in p.stdout
+
+
+def test_client_api_tiny(tmp_path: Path) -> None:
+    """bench.client_api against a real server process: every request answered ok."""
+    out = tmp_path / "client.jsonl"
+    for op in ("counter.increment", "get"):
+        p = subprocess.run([sys.executable, "-m", "bench.client_api", "--op", op,
+                            "--connections", "2", "--depth", "4", "--requests", "200",
+                            "--runs", "1", "--out", str(out)],
+                           cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert f"| {op} | 2 × 4 |" in p.stdout
+    rows = [json.loads(ln) for ln in out.read_text().splitlines()]
+    assert [r["op"] for r in rows] == ["counter.increment", "get"]
+    assert all(r["check"] == "pass" and r["ok"] == r["requests"] == 200 for r in rows)
