@@ -52,7 +52,9 @@ then rehash only those instead of every key.
    they are decoded only if a peer collects them), marks and ``last_seq``.
    What was not committed is lost and comes again (nothing was acked for it).
 4. **Trim.** On ``Trim(upto)`` delete those entries durably, whenever convenient.
-5. **Catch-up reads.** ``keys``/``digest``/``state`` must not expose uncommitted local writes.
+5. **Catch-up reads.** ``keys``/``digest``/``state`` must not expose uncommitted local writes:
+   the engine reads them only for a catch-up, so commit then (as ``ReplicaHost`` does),
+   and hand the engine that commit's entries only after the call that read has returned.
 
 A follower (``SyncConfig(follower=True)``) keeps no log: ``logged`` raises LocalError;
 ``applied`` takes ``seq=None`` (or the seq of an entry the host logged anyway: the engine
