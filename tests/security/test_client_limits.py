@@ -13,6 +13,8 @@ import orjson
 import pytest
 from crdtsync_server.access import TokenBucket, origin_ok, request_token, token_ok
 from crdtsync_server.app import ReplicaServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -327,3 +329,35 @@ def test_batch_that_overflows_a_counter_applies_nothing(tmp_path: Path) -> None:
             assert us.replica.get("d") is None  # atomic: nothing of the batch
 
     _run(main())
+
+
+def _deeper_than(obj: Any, limit: int, depth: int = 0) -> bool:
+    """The rule, stated plainly: some value sits at a depth greater than ``limit``."""
+    if depth > limit:
+        return True
+    children = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, list) else ()
+    return any(_deeper_than(v, limit, depth + 1) for v in children)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 40).flatmap(lambda n: st.tuples(st.just(n), st.lists(
+    st.sampled_from(["list", "dict", "empty-list", "empty-dict", "scalar"]),
+    min_size=1, max_size=3))))
+def test_request_depth_limit_is_exact(shape: tuple[int, list[str]]) -> None:
+    """parse_request refuses exactly the requests holding a value nested deeper than
+    MAX_JSON_DEPTH (a request field is at depth 1), containers empty or not."""
+    from crdtsync_server.client_api import MAX_JSON_DEPTH, ClientError, parse_request
+
+    depth, leaves = shape
+    inner: Any = {"empty-list": [], "empty-dict": {}, "list": [1], "dict": {"a": 1},
+                  "scalar": 7}[leaves[0]]
+    for i in range(depth):
+        inner = [inner, 2] if (i + len(leaves)) % 2 else {"k": inner, "j": leaves[-1]}
+    req = {"id": 1, "op": "register.assign", "key": "r", "value": inner}
+    try:
+        parse_request(orjson.dumps(req).decode())
+        refused = False
+    except ClientError as exc:
+        assert exc.code == "bad_request" and exc.rid == 1
+        refused = True
+    assert refused == _deeper_than(req, MAX_JSON_DEPTH)
