@@ -80,7 +80,7 @@ async def _run(synchronous: str, writers: int, ops: int, peers: int = 0,
         try:
             probe_task = asyncio.create_task(probe())
             commits0, loop0 = replica.stats["commits"], on_loop[0]
-            frames0 = sync.frames() if sync else 0
+            frames0 = sync.received if sync else 0
             if sync is not None:
                 sync.go()
             started, cpu = time.perf_counter(), time.process_time()
@@ -89,7 +89,7 @@ async def _run(synchronous: str, writers: int, ops: int, peers: int = 0,
             done.set()
             await probe_task
             commits, loop_commits = replica.stats["commits"] - commits0, on_loop[0] - loop0
-            frames = (sync.frames() - frames0) if sync else 0
+            frames = (sync.received - frames0) if sync else 0
             total = sum(replica.get(f"c{i}", 0) for i in range(100))
         finally:
             reports = await sync.close() if sync is not None else []
@@ -132,9 +132,10 @@ def _count_loop_commits(replica: Replica) -> list[int]:
 class _Sync:
     """The measured replica's SyncService, its websockets server and the peer processes."""
 
-    def __init__(self, service: SyncService, server: Any, children: list[Any]) -> None:
-        self.service, self.server, self.children = service, server, children
-        self.received = 0
+    def __init__(self, service: SyncService, server: Any) -> None:
+        self.service, self.server = service, server
+        self.children: list[Any] = []
+        self.received = 0  # frames received from the peers so far
         inner = service._received
 
         def received(link: Any, n: int) -> None:  # once per frame
@@ -149,28 +150,24 @@ class _Sync:
         server = await serve(service.accept, "127.0.0.1", 0, compression=None,
                              ping_interval=None)
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/sync"
-        children = [await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.loop_lag", "--child", url, "--child-name", f"p{k}",
-            "--peer-writers", str(peer_writers), stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=str(Path(__file__).resolve().parents[1])) for k in range(peers)]
-        sync = cls(service, server, children)
+        sync = cls(service, server)
         try:
+            for k in range(peers):  # each one in sync.children as soon as it runs
+                sync.children.append(await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bench.loop_lag", "--child", url, "--child-name",
+                    f"p{k}", "--peer-writers", str(peer_writers), stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE, cwd=str(Path(__file__).resolve().parents[1])))
             await service.start()
             deadline = time.monotonic() + LINK_LIMIT_S
             while sum(st.connected for st in service.engine.status().values()) < peers:
                 if time.monotonic() > deadline or any(c.returncode is not None
-                                                      for c in children):
+                                                      for c in sync.children):
                     raise RuntimeError(f"the {peers} peers did not link up in {LINK_LIMIT_S} s")
                 await asyncio.sleep(0.05)
         except BaseException:
             await sync.close()
             raise
         return sync
-
-    def frames(self) -> int:
-        """Frames received from the peers so far."""
-        return self.received
 
     def go(self) -> None:
         """Tell the peers the timed part starts (they count their writes from here)."""
