@@ -1,10 +1,11 @@
 """Sans-I/O anti-entropy: which deltas go to which peer, what was acked, what to forget.
 
 Delta-interval anti-entropy (Almeida et al., "Delta State Replicated Data Types", Alg. 2)
-with BP and RR (Enes et al., "Efficient Synchronization of State-based CRDTs", §V), state
-catch-up by bucketed digests, and a handshake. No clock, socket, disk or randomness: the
-caller passes ``now`` (seconds, any monotonic origin) and carries out the returned outputs.
-Full description of the messages and rules: ``docs/protocol.md``.
+with BP and RR (Enes et al., "Efficient Synchronization of State-based CRDTs", §V), relayed
+marks (a peer says what it holds of the other peers' logs, and what it holds is not
+forwarded to it), state catch-up by bucketed digests, and a handshake. No clock, socket,
+disk or randomness: the caller passes ``now`` (seconds, any monotonic origin) and carries
+out the returned outputs. Full description of the messages and rules: ``docs/protocol.md``.
 
 The engine
 ----------
@@ -28,7 +29,8 @@ the order returned:
 
 - ``Send(link, message)``: ``encode_message(message)`` and send it on ``link``;
 - ``Close(link, reason)``: close ``link`` (after the sends before it), log ``reason``;
-- ``Apply(peer, group, mark)``: join remote data, commit it, call ``engine.applied``;
+- ``Apply(peer, group, mark, bounded)``: join remote data, commit it, call
+  ``engine.applied`` (``bounded`` is the engine's own note; pass the Apply back as is);
 - ``Trim(upto)``: the host may durably delete its log entries with seq <= ``upto``.
 
 The host (the replica) implements :class:`SyncHost` (``keys()``, ``digest(key)``,

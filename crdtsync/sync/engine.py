@@ -8,7 +8,7 @@ log may be trimmed. See :mod:`crdtsync.sync` for the API and the host's duties.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from crdtsync.errors import DecodeError, LocalError, PeerError
@@ -32,12 +32,13 @@ from crdtsync.sync.messages import (
     Group,
     Hello,
     KeyDigests,
+    Marks,
     Message,
     Nack,
     Refuse,
     States,
 )
-from crdtsync.sync.receiver import PeerReceiver
+from crdtsync.sync.receiver import PeerReceiver, marks_to_tell
 from crdtsync.sync.sender import PeerSender
 from crdtsync.sync.wire import decode_message
 
@@ -55,7 +56,9 @@ class _Link:
     peer: str | None = None
     follower: bool = False
     accept_have: int | None = None  # the peer's Accept, kept until its Hello is accepted
+    accept_marks: Marks = ()
     established: bool = False
+    told: dict[str, int] = field(default_factory=dict)  # my marks of others, as told here
 
 
 class SyncEngine:
@@ -109,12 +112,13 @@ class SyncEngine:
 
     def log_stats(self) -> dict[str, Any]:
         """Return the log's figures: ``entries`` and ``bytes`` (encoded) held, ``hot_bytes``
-        of them kept decoded too, ``decoded`` (entries decoded when collected, since the
-        engine started) and ``corrupt`` (why each entry that did not decode was dropped;
-        the peers that needed it caught up from state)."""
+        of them kept decoded too; since the engine started, ``decoded`` (entries decoded
+        when collected), ``left_out`` (entries not sent to a peer that held them from their
+        origin: relayed marks) and ``corrupt`` (why each entry that did not decode was
+        dropped; the peers that needed it caught up from state)."""
         log = self._log
         return {"entries": len(log), "bytes": log.bytes, "hot_bytes": log.hot_size,
-                "decoded": log.decoded, "corrupt": list(log.corrupt)}
+                "decoded": log.decoded, "corrupt": list(log.corrupt), "left_out": log.left_out}
 
     # -- links ------------------------------------------------------------------------------
 
@@ -196,12 +200,13 @@ class SyncEngine:
         if seq is not None and self._config.follower:
             self._log.skip(seq)
         elif seq is not None:
-            self._log.append(seq, apply.peer, novel, size=size, blob=blob)
+            self._log.append(seq, apply.peer, novel, size=size, blob=blob,
+                             upto=apply.mark if apply.bounded else None)
             out = self._flush_all(now)
         if apply.mark is not None:
             rx.mark = max(rx.mark, apply.mark)
-            if rx.link in self._links:  # the ack goes back where the data came from
-                out.insert(0, Send(rx.link, Ack(rx.mark)))
+            if (state := self._links.get(rx.link)) is not None:  # back where it came from
+                out.insert(0, Send(rx.link, Ack(rx.mark, self._tell(state, everything=False))))
         return out
 
     def tick(self, now: float) -> list[Output]:
@@ -233,6 +238,10 @@ class SyncEngine:
     def _hello(self) -> Hello:
         c = self._config
         return Hello(PROTOCOL_VERSION, c.cluster, c.replica, c.follower, self._log.last_seq)
+
+    def _tell(self, state: _Link, *, everything: bool) -> Marks:
+        """My marks of other peers to tell the link's peer (see :func:`marks_to_tell`)."""
+        return marks_to_tell(self._rx, state.told, state.peer, everything=everything)
 
     def _sender(self, peer: str, acked: int) -> PeerSender:
         return PeerSender(peer, self._log, self._host, self._config, acked=acked)
@@ -280,7 +289,8 @@ class SyncEngine:
         if state.peer is not None:  # a repeated Hello: answer again, check nothing new
             if msg.replica != state.peer:
                 raise PeerError(f"link {link!r} of {state.peer!r} said hello as {msg.replica!r}")
-            return [Send(link, Accept(self._rx[state.peer].mark))]
+            return [Send(link, Accept(self._rx[state.peer].mark,
+                                      self._tell(state, everything=True)))]
         reason = self._refusal(msg)
         if reason is not None:
             self.disconnect(link)
@@ -288,7 +298,8 @@ class SyncEngine:
         state.peer, state.follower = msg.replica, msg.follower
         rx = self._rx.setdefault(msg.replica, PeerReceiver(msg.replica, 0))
         rx.catchup = None
-        return [Send(link, Accept(rx.mark)), *self._establish(link, state, now)]
+        accept = Accept(rx.mark, self._tell(state, everything=True))
+        return [Send(link, accept), *self._establish(link, state, now)]
 
     def _on_accept(self, link: Hashable, state: _Link, msg: Accept, now: float) -> list[Output]:
         if state.accept_have is not None:
@@ -297,6 +308,7 @@ class SyncEngine:
             raise PeerError(f"peer on link {link!r} holds my log up to {msg.have}, beyond my "
                             f"last seq {self._log.last_seq}")
         state.accept_have = msg.have
+        state.accept_marks = msg.marks
         return self._establish(link, state, now)
 
     def _on_refuse(self, link: Hashable, state: _Link, msg: Refuse, now: float) -> list[Output]:
@@ -316,6 +328,7 @@ class SyncEngine:
             return []  # a follower never sends
         tx = self._tx.get(peer) or self._tx.setdefault(peer, self._sender(peer, state.accept_have))
         tx.follower = state.follower
+        tx.learn(state.accept_marks)
         return _sends(link, tx.attach(state.accept_have, now))
 
     def _receiver(self, link: Hashable, state: _Link, what: str) -> PeerReceiver:
@@ -334,7 +347,8 @@ class SyncEngine:
     def _on_delta(self, link: Hashable, state: _Link, msg: Delta, now: float) -> list[Output]:
         rx = self._receiver(link, state, "a delta")
         rx.link = link
-        return _sends(link, rx.on_delta(msg))
+        return _sends(link, [Ack(item.upto, self._tell(state, everything=False))
+                             if isinstance(item, Ack) else item for item in rx.on_delta(msg)])
 
     def _on_buckets(self, link: Hashable, state: _Link, msg: BucketDigests,
                     now: float) -> list[Output]:
@@ -349,6 +363,7 @@ class SyncEngine:
 
     def _on_ack(self, link: Hashable, state: _Link, msg: Ack, now: float) -> list[Output]:
         tx = self._tx_of(link, state, "an ack")
+        tx.learn(msg.marks)
         # Trim at once rather than at the next tick: acked entries hold every delta object
         # of their groups, and the log is the largest thing a busy replica keeps alive.
         return self._to_peer(tx.peer, tx.on_ack(msg.upto, now)) + self._trim()

@@ -131,11 +131,15 @@ class Apply:
     "received from ``peer`` up to ``mark``" if ``mark`` is not None. After that commit,
     call ``engine.applied(apply, seq, novel, now)`` (``seq``: the entry's, or None).
     Do not keep references to the values of ``group``: copy what you store.
+
+    ``bounded``: ``group`` holds nothing beyond the peer's log up to ``mark`` (a delta
+    interval; the states of a catch-up may hold more). The engine uses it, the host need not.
     """
 
     peer: str
     group: Group
     mark: int | None
+    bounded: bool = False
 
 
 @dataclass(frozen=True, slots=True)

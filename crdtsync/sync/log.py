@@ -45,17 +45,20 @@ class Entry:
 
     ``blob`` is the encoded group (None until the entry leaves the hot part of the log, for
     an entry appended as a group alone); ``size`` its encoded size. :attr:`group` decodes
-    the blob if the decoded group is not kept.
+    the blob if the decoded group is not kept. ``upto``, for an entry from a peer: the
+    entry holds nothing beyond the origin's log up to that seq (the end of the interval it
+    came in), None if not known (an entry restored after a restart, or catch-up states).
     """
 
-    __slots__ = ("origin", "size", "blob", "_group")
+    __slots__ = ("origin", "size", "blob", "_group", "upto")
 
     def __init__(self, origin: str | None, group: Group | None, size: int,
-                 blob: bytes | None) -> None:
+                 blob: bytes | None, upto: int | None = None) -> None:
         self.origin = origin
         self.size = size
         self.blob = blob
         self._group = group
+        self.upto = upto
 
     @property
     def hot(self) -> bool:
@@ -87,7 +90,7 @@ class DeltaLog:
     """
 
     __slots__ = ("entries", "seqs", "last_seq", "trimmed_upto", "bytes", "hot_bytes",
-                 "_hot", "_hot_size", "decoded", "corrupt")
+                 "_hot", "_hot_size", "decoded", "corrupt", "left_out")
 
     def __init__(self, *, last_seq: int = 0, hot_bytes: int = DEFAULT_HOT_BYTES) -> None:
         if type(hot_bytes) is not int or hot_bytes < 0:
@@ -102,6 +105,7 @@ class DeltaLog:
         self._hot_size = 0
         self.decoded = 0  # entries decoded when collected (they had left the hot part)
         self.corrupt: list[str] = []  # why each entry that did not decode was dropped
+        self.left_out = 0  # entries collected for a peer that held them from their origin
 
     @classmethod
     def restored(cls, records: Sequence[tuple[Any, ...]], last_seq: int, *,
@@ -141,12 +145,14 @@ class DeltaLog:
         return self._hot_size
 
     def append(self, seq: int, origin: str | None, group: Mapping[str, Crdt], *,
-               size: int | None = None, blob: bytes | None = None) -> None:
+               size: int | None = None, blob: bytes | None = None,
+               upto: int | None = None) -> None:
         """Add entry ``seq``; it must be above every seq issued before.
 
         ``blob``: the group encoded as the host logged it, if it has it (any encoding
         :func:`~crdtsync.codec.decode_group` reads back to the group); ``size``: its encoded
-        size if the host knows it. Without either, the group is encoded now.
+        size if the host knows it. Without either, the group is encoded now. ``upto``: see
+        :class:`Entry`.
         """
         self._check_seq(seq)
         group = Group.of(group)
@@ -157,7 +163,7 @@ class DeltaLog:
         if size is None:
             assert blob is not None
             size = len(blob)
-        self._add(seq, Entry(origin, group, size, blob))
+        self._add(seq, Entry(origin, group, size, blob, upto))
         self._hot.append(seq)
         self._hot_size += size
         self._cool_down()
@@ -193,14 +199,16 @@ class DeltaLog:
         self._check_seq(seq)
         self.last_seq = seq
 
-    def collect(self, start: int, peer: str, max_bytes: int,
-                stop: int | None = None) -> tuple[int, Group]:
-        """Return ``(end, group)``: the join of entries ``start..end`` not from ``peer``.
+    def collect(self, start: int, peer: str, max_bytes: int, stop: int | None = None,
+                holds: Mapping[str, int] | None = None) -> tuple[int, Group]:
+        """Return ``(end, group)``: the join of entries ``start..end`` the peer lacks.
 
-        Entries from ``peer`` are skipped, never sent back to it (BP, Enes et al. §V); the
-        interval still covers them so the peer's cursor passes them. ``end`` grows until the
-        joined entries would exceed ``max_bytes`` (at least one entry is taken), or to
-        ``stop``.
+        Entries from ``peer`` are skipped, never sent back to it (BP, Enes et al. §V), and
+        so are entries from another origin that ``peer`` already holds: ``holds`` maps an
+        origin to the seq up to which the peer holds that origin's log, and an entry whose
+        ``upto`` is at most that is covered. The interval still covers the entries skipped
+        so the peer's cursor passes them. ``end`` grows until the joined entries would
+        exceed ``max_bytes`` (at least one entry is taken), or to ``stop``.
         """
         groups: list[Group] = []  # the groups of the entries taken, oldest first
         size = 0
@@ -212,8 +220,13 @@ class DeltaLog:
             if seq > end or (size and size + entry.size > max_bytes):
                 end = seq - 1
                 break
-            if entry.origin == peer:
-                continue
+            origin = entry.origin
+            if origin is not None:
+                if origin == peer:
+                    continue
+                if holds and entry.upto is not None and holds.get(origin, 0) >= entry.upto:
+                    self.left_out += 1
+                    continue
             size += entry.size
             groups.append(self._group_of(seq, entry))
         if len(groups) <= 1:  # one entry (the usual case): its group as it is

@@ -43,14 +43,23 @@ __all__ = [
     "KeyDigests",
     "States",
     "Message",
+    "Marks",
 ]
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """Version of the sync protocol spoken here; a peer speaking another one is refused.
 
 2 (session 4): a group may hold columns of counter entries and LWW writes (see
 :mod:`crdtsync.group`), and an aworset's store is written by replica (docs/protocol.md, "Set
-stores"); version 1 peers can read neither."""
+stores"); version 1 peers can read neither.
+3 (session 8): ``accept`` and ``ack`` may carry ``marks``, the sender's durable marks of
+other peers' logs, so a replica leaves out of what it forwards to a peer what that peer
+already holds from the origin (docs/protocol.md, "Relayed marks"); version 2 peers refuse
+the field."""
+
+Marks: TypeAlias = tuple[tuple[str, int], ...]
+"""``((replica, seq), ...)`` sorted by replica: "I hold ``replica``'s log durably up to
+``seq``", for peers other than the one told."""
 
 
 
@@ -67,9 +76,13 @@ class Hello:
 
 @dataclass(frozen=True, slots=True)
 class Accept:
-    """Accept the peer's Hello; ``have``: the peer's log is durable here up to this seq."""
+    """Accept the peer's Hello; ``have``: the peer's log is durable here up to this seq.
+
+    ``marks``: my durable marks of other peers' logs (see :data:`Marks`), all of them.
+    """
 
     have: int
+    marks: Marks = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +103,14 @@ class Delta:
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """The sender's log is durable at the receiver up to ``upto``."""
+    """The sender's log is durable at the receiver up to ``upto``.
+
+    ``marks``: my durable marks of other peers' logs that moved since I last told you on
+    this link (see :data:`Marks`).
+    """
 
     upto: int
+    marks: Marks = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,18 @@ from dataclasses import dataclass, field
 from crdtsync.errors import PeerError
 from crdtsync.sync.digest import differing_buckets, key_digests, split
 from crdtsync.sync.host import Apply, SyncHost
-from crdtsync.sync.messages import Ack, BucketDigests, Delta, KeyDigests, Message, Nack, States
+from crdtsync.sync.messages import (
+    Ack,
+    BucketDigests,
+    Delta,
+    KeyDigests,
+    Marks,
+    Message,
+    Nack,
+    States,
+)
 
-__all__ = ["PeerReceiver"]
+__all__ = ["PeerReceiver", "marks_to_tell"]
 
 
 @dataclass(slots=True)
@@ -54,7 +63,7 @@ class PeerReceiver:
             return [Nack(expect)]
         # Overlapping intervals are fine: entries up to ``expect`` are already joined.
         self.pending = msg.end
-        return [Apply(self.peer, msg.group, msg.end)]
+        return [Apply(self.peer, msg.group, msg.end, bounded=True)]
 
     def on_bucket_digests(self, msg: BucketDigests, host: SyncHost, *, max_bytes: int,
                           link: Hashable | None = None) -> list[Message | Apply]:
@@ -107,3 +116,18 @@ class PeerReceiver:
         elif not msg.group:
             return []
         return [Apply(self.peer, msg.group, cu.upto if done else None)]
+
+
+def marks_to_tell(receivers: dict[str, PeerReceiver], told: dict[str, int], peer: str | None,
+                  *, everything: bool) -> Marks:
+    """Return my durable marks of peers other than ``peer``, to tell ``peer`` (relayed
+    marks): ``everything``, or those above what ``told`` says it was told; ``told`` is
+    updated."""
+    out = []
+    for q, rx in receivers.items():
+        mark = rx.mark
+        if q != peer and mark > 0 and (everything or mark > told.get(q, 0)):
+            told[q] = mark
+            out.append((q, mark))
+    out.sort()
+    return tuple(out)

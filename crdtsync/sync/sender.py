@@ -18,7 +18,7 @@ from crdtsync.group import Group
 from crdtsync.sync.digest import bucket_count, bucket_hashes, keys_to_send, split
 from crdtsync.sync.host import SyncConfig, SyncHost
 from crdtsync.sync.log import CorruptEntry, DeltaLog
-from crdtsync.sync.messages import BucketDigests, Delta, KeyDigests, Message, States
+from crdtsync.sync.messages import BucketDigests, Delta, KeyDigests, Marks, Message, States
 from crdtsync.types.base import Crdt
 
 __all__ = ["PeerSender"]
@@ -40,7 +40,7 @@ class PeerSender:
     """Decide what of my log goes to one peer, and when."""
 
     __slots__ = ("peer", "follower", "connected", "acked", "sent", "inflight", "progress_at",
-                 "catchup", "cid", "nack", "_log", "_host", "_config")
+                 "catchup", "cid", "nack", "holds", "_log", "_host", "_config")
 
     def __init__(self, peer: str, log: DeltaLog, host: SyncHost, config: SyncConfig, *,
                  acked: int) -> None:
@@ -54,9 +54,20 @@ class PeerSender:
         self.catchup: _Catchup | None = None
         self.cid = 0
         self.nack: tuple[int, float] | None = None
+        # what the peer told me it holds of other origins' logs (its durable marks): their
+        # entries up to there are left out of what I send it. Marks only grow, so this
+        # stays true across links and restarts of the peer.
+        self.holds: dict[str, int] = {}
         self._log = log
         self._host = host
         self._config = config
+
+    def learn(self, marks: Marks) -> None:
+        """The peer holds the logs of other origins durably up to ``marks``."""
+        holds = self.holds
+        for origin, seq in marks:
+            if seq > holds.get(origin, 0):
+                holds[origin] = seq
 
     def attach(self, have: int, now: float) -> list[Message]:
         """Start sending on a new link; the peer holds my log up to ``have`` (exactly)."""
@@ -87,7 +98,7 @@ class PeerSender:
     def flush(self, now: float, *, force: bool) -> list[Message]:
         """Send the entries above ``sent``, window permitting.
 
-        A range made only of entries from this peer (nothing to send, BP) leaves at once as
+        A range made only of entries the peer has (nothing to send) leaves at once as
         an empty interval outside the window, so the peer's cursor, and so trimming, moves
         on without holding back the next interval; ``force`` (from :meth:`tick`) sends it
         inside the window, retransmitted like any interval.
@@ -101,14 +112,15 @@ class PeerSender:
         while self.sent < log.last_seq and len(self.inflight) < self._config.window:
             try:
                 end, group = log.collect(self.sent + 1, self.peer,
-                                         self._config.max_message_bytes)
+                                         self._config.max_message_bytes, holds=self.holds)
             except CorruptEntry as exc:  # cannot be served: the peers catch up from state
                 log.drop_corrupt(exc)
                 return self._start_catchup(now)  # (what is in ``out`` is not sent)
             if not group and not force:
-                # Only this peer's own entries (BP): say so at once, outside the window, so
-                # its ack lets the log trim them. A lost one shows as a gap at the next
-                # Delta, or is sent again by tick() once acks stall.
+                # Only entries the peer has (its own, BP, or covered by its marks): say so
+                # at once, outside the window, so its ack lets the log trim them. A lost
+                # one shows as a gap at the next Delta, or is sent again by tick() once
+                # acks stall.
                 if not self.inflight and self.acked == self.sent:
                     self.progress_at = now
                 out.append(Delta(self.sent + 1, end, group))

@@ -31,6 +31,7 @@ from crdtsync.codec import (
     MAX_INT,
     MAX_KEY_LEN,
     MAX_REPLICA_LEN,
+    check_replica,
     dumps,
     group_from_json,
     group_json,
@@ -67,6 +68,8 @@ _COMPRESSED = b"\x01"
 MAX_BUCKETS = 4096
 """Most buckets a BucketDigests message may carry (a power of two)."""
 MAX_REASON_LEN = 1024
+MAX_MARKS = 4096
+"""Most marks an accept or ack may carry (one per peer of the sender)."""
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -134,6 +137,20 @@ def _pairs(x: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _marks(x: Any) -> tuple[tuple[str, int], ...]:
+    if not isinstance(x, dict):
+        raise TypeError("expected an object replica -> seq")
+    if not 0 < len(x) <= MAX_MARKS:
+        raise ValueError(f"{len(x)} marks: expected 1 to {MAX_MARKS} (omit the field "
+                         f"when there are none)")
+    out = []
+    for replica, seq in x.items():
+        if _int(seq) == 0:
+            raise ValueError(f"mark of {replica!r:.40} is 0 (omit it)")
+        out.append((check_replica(replica), seq))
+    return tuple(sorted(out))
+
+
 def _same(x: Any) -> Any:
     return x
 
@@ -146,15 +163,16 @@ _KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "ints": (list, _ints),
     "pairs": (lambda ps: [list(p) for p in ps], _pairs),
     "group": (group_json, group_from_json),
+    "marks": (dict, _marks),
 }
 
 _SCHEMA: dict[str, tuple[type[Any], dict[str, str]]] = {
     "hello": (Hello, {"version": "int", "cluster": "str", "replica": "str",
                       "follower": "bool", "last_seq": "int"}),
-    "accept": (Accept, {"have": "int"}),
+    "accept": (Accept, {"have": "int", "marks": "marks"}),
     "refuse": (Refuse, {"reason": "str"}),
     "delta": (Delta, {"start": "int", "end": "int", "group": "group"}),
-    "ack": (Ack, {"upto": "int"}),
+    "ack": (Ack, {"upto": "int", "marks": "marks"}),
     "nack": (Nack, {"have": "int"}),
     "buckets": (BucketDigests, {"cid": "int", "upto": "int", "hashes": "hashes"}),
     "keys": (KeyDigests, {"cid": "int", "part": "int", "parts": "int",
@@ -162,6 +180,8 @@ _SCHEMA: dict[str, tuple[type[Any], dict[str, str]]] = {
     "states": (States, {"cid": "int", "upto": "int", "part": "int", "parts": "int",
                         "group": "group"}),
 }
+_OPTIONAL = frozenset({("accept", "marks"), ("ack", "marks")})
+"""Fields left out of the JSON when empty (their default); absent, they decode as empty."""
 _TAG_OF: dict[type[Any], str] = {cls: tag for tag, (cls, _) in _SCHEMA.items()}
 
 
@@ -182,7 +202,9 @@ def encode_message_json(msg: Message) -> bytes:
         raise TypeError(f"not a protocol message: {msg!r:.80}")
     obj: dict[str, Any] = {"type": tag}
     for name, kind in _SCHEMA[tag][1].items():
-        obj[name] = _KINDS[kind][0](getattr(msg, name))
+        value = getattr(msg, name)
+        if value or (tag, name) not in _OPTIONAL:
+            obj[name] = _KINDS[kind][0](value)
     return dumps(obj)
 
 
@@ -199,12 +221,14 @@ def decode_message(data: bytes | bytearray | memoryview | str, *,
         raise DecodeError(f"unknown message type {tag!r:.40}")
     cls, fields = _SCHEMA[tag]
     extra = obj.keys() - fields.keys() - {"type"}
-    missing = fields.keys() - obj.keys()
+    missing = {f for f in fields.keys() - obj.keys() if (tag, f) not in _OPTIONAL}
     if extra or missing:
         raise DecodeError(f"{tag} message: missing fields {sorted(missing)}, "
                           f"unexpected fields {sorted(extra)[:5]}")
     values = {}
     for name, kind in fields.items():
+        if name not in obj:
+            continue  # an optional field left out: the dataclass default
         try:
             values[name] = _KINDS[kind][1](obj[name])
         except (ValueError, TypeError) as exc:  # DecodeError is a ValueError

@@ -16,6 +16,7 @@ import pytest
 from crdtsync.errors import DecodeError
 from crdtsync.group import Group
 from crdtsync.sync import (
+    PROTOCOL_VERSION,
     Accept,
     Ack,
     BucketDigests,
@@ -63,14 +64,16 @@ def _columns() -> Group:
 
 
 MESSAGES: dict[str, Message] = {
-    "hello": Hello(2, "feed", "eu-1", False, 42),
-    "hello_follower": Hello(2, "feed", "eu-ro", True, 0),
+    "hello": Hello(3, "feed", "eu-1", False, 42),
+    "hello_follower": Hello(3, "feed", "eu-ro", True, 0),
     "accept": Accept(41),
+    "accept_marks": Accept(41, (("ap-1", 7), ("us-1", 1_000_000))),
     "refuse": Refuse("replica 'x' is in cluster 'a', not 'feed'"),
     "delta": Delta(3, 5, _group()),
     "delta_skip": Delta(6, 6, {}),
     "delta_columns": Delta(7, 9, _columns()),
     "ack": Ack(5),
+    "ack_marks": Ack(5, (("us-1", 12),)),
     "nack": Nack(2),
     "buckets": BucketDigests(1, 42, ("0000000000000000", "0123456789abcdef",
                                      "ffffffffffffffff", "00000000deadbeef")),
@@ -120,6 +123,13 @@ INVALID: dict[str, tuple[bytes, str]] = {
                    "part 2 of 2"),
     "dup_digest_key": (b'{"type":"keys","cid":1,"part":0,"parts":1,"buckets":[0],"digests":'
                        b'[["a","0000000000000000"],["a","0000000000000000"]]}', "duplicate key"),
+    "marks_empty": (b'{"type":"ack","upto":1,"marks":{}}', "omit the field"),
+    "marks_not_object": (b'{"type":"ack","upto":1,"marks":[["a",1]]}', "ack.marks"),
+    "marks_zero": (b'{"type":"accept","have":1,"marks":{"a":0}}', "is 0"),
+    "marks_negative": (b'{"type":"ack","upto":1,"marks":{"a":-1}}', "out of range"),
+    "marks_bool": (b'{"type":"ack","upto":1,"marks":{"a":true}}', "got bool"),
+    "marks_long_replica": (b'{"type":"ack","upto":1,"marks":{"' + b"r" * 129 + b'":1}}',
+                           "replica id must have"),
     "empty_replica": (b'{"type":"hello","version":1,"cluster":"c","replica":"",'
                       b'"follower":false,"last_seq":0}', "hello.replica"),
     "follower_not_bool": (b'{"type":"hello","version":1,"cluster":"c","replica":"r",'
@@ -131,7 +141,7 @@ def _load() -> dict[str, Any]:
     if os.environ.get("CRDTSYNC_REGEN_VECTORS"):
         data = {
             "comment": "Golden wire vectors of crdtsync.sync messages; see docs/protocol.md.",
-            "protocol_version": 2,
+            "protocol_version": PROTOCOL_VERSION,
             "valid": {name: encode_message(m).decode() for name, m in MESSAGES.items()},
             "invalid": {name: {"wire": raw.decode(), "error": err}
                         for name, (raw, err) in INVALID.items()},
@@ -146,6 +156,7 @@ def vectors() -> dict[str, Any]:
 
 
 def test_vectors_cover_every_message(vectors: dict[str, Any]) -> None:
+    assert vectors["protocol_version"] == PROTOCOL_VERSION
     assert sorted(vectors["valid"]) == sorted(MESSAGES)
     assert sorted(vectors["invalid"]) == sorted(INVALID)
 

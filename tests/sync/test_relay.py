@@ -1,0 +1,160 @@
+"""Relayed marks (protocol v3): a replica leaves out of what it forwards to a peer the
+entries that peer already holds from their origin, as the peer's accept and acks told it."""
+
+from __future__ import annotations
+
+import random
+
+from crdtsync.group import Group
+from crdtsync.sync import Accept, Ack, Apply, Delta, Send
+from crdtsync.sync.log import DeltaLog
+from crdtsync.types import GCounter
+from tests.sync.sim import Cluster
+
+
+def counter(replica: str, n: int) -> GCounter:
+    g = GCounter()
+    g.increment(replica, n)
+    return g
+
+
+def mesh(**knobs: object) -> Cluster:
+    knobs.setdefault("retransmit_after", 1.0)
+    c = Cluster(random.Random(0), n=3, topology="mesh", **knobs)  # type: ignore[arg-type]
+    c.pump()
+    return c
+
+
+def sent_log(c: Cluster) -> list[tuple[str, object]]:
+    """Record every message sent from now on, as ("sender>receiver", message)."""
+    sent: list[tuple[str, object]] = []
+    original = c.run
+
+    def run(rid: str, outputs: list) -> None:  # type: ignore[type-arg]
+        for o in outputs:
+            if isinstance(o, Send) and (ends := c.links.get(o.link)) is not None:
+                sent.append((f"{rid}>{ends[1] if ends[0] == rid else ends[0]}", o.message))
+        original(rid, outputs)
+
+    c.run = run  # type: ignore[method-assign]
+    return sent
+
+
+def cut(c: Cluster, a: str, b: str) -> None:
+    edge = frozenset((a, b))
+    c.cut.add(edge)
+    if edge in c.pair_link:
+        c.close(c.pair_link[edge])
+
+
+def inc(c: Cluster, rid: str, key: str, by: int = 1) -> None:
+    c.hosts[rid].write(key, lambda v: v.increment(rid, by))
+    c.commit(rid)
+
+
+# -- the log ------------------------------------------------------------------------------
+
+
+def test_collect_leaves_out_what_the_peer_holds_from_the_origin_and_covers_it() -> None:
+    log = DeltaLog()
+    log.append(1, None, {"mine": counter("me", 1)})
+    log.append(2, "a", {"a1": counter("a", 1)}, upto=10)
+    log.append(3, "a", {"a2": counter("a", 2)}, upto=12)
+    log.append(4, "a", {"a3": counter("a", 3)})  # upto unknown (restored, or catch-up)
+    log.append(5, "p", {"back": counter("p", 1)}, upto=3)
+    assert sorted(log.collect(1, "p", 1 << 20)[1]) == ["a1", "a2", "a3", "mine"]
+    end, group = log.collect(1, "p", 1 << 20, holds={"a": 11})
+    assert end == 5 and sorted(group) == ["a2", "a3", "mine"]
+    end, group = log.collect(2, "p", 1 << 20, holds={"a": 12})
+    assert end == 5 and sorted(group) == ["a3"]
+    end, group = log.collect(2, "p", 1 << 20, stop=3, holds={"a": 1 << 40})
+    assert (end, group) == (3, Group())  # nothing to send, and the interval covers it
+
+
+def test_only_delta_intervals_bound_what_a_logged_entry_holds() -> None:
+    c = mesh()
+    engine = c.hosts["r1"].engine
+    for bounded, seq, want in ((True, 1, 7), (False, 2, None)):
+        novel = {"g": counter("r0", seq)}
+        engine.applied(Apply("r0", Group(novel), 7, bounded=bounded), seq, novel, c.now)
+        assert engine._log.entries[seq].upto == want
+
+
+# -- marks on the wire --------------------------------------------------------------------
+
+
+def test_accept_tells_every_mark_and_acks_only_those_that_moved() -> None:
+    c = mesh()
+    sent = sent_log(c)
+    inc(c, "r0", "g0")
+    c.pump()
+    # r1 acks r0's write to r0, and r2's forward of it to r2, telling r2 its mark of r0
+    assert [m for w, m in sent if w == "r1>r0" and isinstance(m, Ack)] == [Ack(1)]
+    assert (("r0", 1),) in [m.marks for w, m in sent if w == "r1>r2" and isinstance(m, Ack)]
+    for _ in range(3):
+        inc(c, "r2", "g2")
+        c.pump()
+        seq = c.hosts["r2"].dlast
+        # r1's mark of r2 moved: r0 is told, r2 is not told of itself
+        assert Ack(seq, (("r2", seq),)) in [m for w, m in sent if w == "r1>r0"]
+    told: dict[str, list[int]] = {}
+    for w, m in sent:
+        if w == "r1>r2" and isinstance(m, Ack):
+            for origin, mark in m.marks:
+                told.setdefault(origin, []).append(mark)
+    assert list(told) == ["r0"] and told["r0"] == sorted(set(told["r0"]))  # each once
+    cut(c, "r1", "r2")
+    del sent[:]
+    c.heal()
+    c.pump()
+    # a new link is told every mark, moved or not: r1 holds r2's log and r0's
+    marks = c.hosts["r1"].dmarks
+    assert [m for w, m in sent if w == "r1>r2" and isinstance(m, Accept)] == [
+        Accept(marks["r2"], (("r0", marks["r0"]),))]
+
+
+def test_a_write_the_peer_holds_from_its_origin_is_not_forwarded_to_it() -> None:
+    c = mesh()
+    cut(c, "r1", "r2")
+    inc(c, "r0", "g0", by=5)  # r1 and r2 each get it from r0, and log it to forward it
+    c.pump()
+    assert c.hosts["r1"].dlog and c.hosts["r2"].dlog
+    sent = sent_log(c)
+    c.heal()
+    c.pump()
+    forwarded = [m for w, m in sent if w in ("r1>r2", "r2>r1") and isinstance(m, Delta)]
+    assert forwarded and all(not m.group for m in forwarded)
+    c.settle()
+    c.check()
+
+
+def test_a_write_the_peer_lacks_is_still_forwarded() -> None:
+    c = mesh()
+    cut(c, "r1", "r2")
+    cut(c, "r0", "r2")  # r2 never hears from r0: it must get r0's write through r1
+    inc(c, "r0", "g0", by=5)
+    c.pump()
+    sent = sent_log(c)
+    c.cut = {frozenset(("r0", "r2"))}
+    c.connect_all()
+    c.pump()
+    forwarded = [m for w, m in sent if w == "r1>r2" and isinstance(m, Delta)]
+    assert [sorted(m.group) for m in forwarded] == [["g0"]]
+    assert c.hosts["r2"].durable["g0"].value == 5
+
+
+def test_marks_learned_on_acks_leave_out_later_forwards() -> None:
+    """Under steady writes at r0, r1 learns from r2's acks what r2 holds of r0's log and
+    forwards r2 only what r2 lacked when it last said; everything converges."""
+    c = mesh()
+    sent = sent_log(c)
+    for i in range(20):
+        inc(c, "r0", f"g{i % 3}")
+        inc(c, "r1", "g9")
+        c.pump()
+    from_r1 = [m for w, m in sent if w == "r1>r2" and isinstance(m, Delta)]
+    with_r0_keys = [m for m in from_r1 if any(k != "g9" for k in m.group)]
+    assert len(with_r0_keys) < len(from_r1) // 2
+    assert c.hosts["r1"].engine.log_stats()["left_out"] > 0
+    c.settle()
+    c.check()
