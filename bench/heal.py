@@ -34,8 +34,9 @@ from bench.runners import _fields, w6_check
 from bench.syncpump import TICK_SECONDS, Net, Node
 
 
-def heal(kind: StoreKind, scale: float) -> dict[str, Any]:
-    """Run the heal workload once; return its figures."""
+def heal(kind: StoreKind, scale: float, *, join: bool = False) -> dict[str, Any]:
+    """Run the heal workload once; return its figures. ``join``: C is a new region that
+    A and B never saw (their logs trim without it), so both catch it up from state."""
     W = workloads()
     work = W.w6(scale)
     exp_counts, exp_sets = W.w6_expected(work)
@@ -43,12 +44,16 @@ def heal(kind: StoreKind, scale: float) -> dict[str, Any]:
         ops = [new_ops(replicas, i) for i in range(3)]
         net = Net()
         na, nb, nc = nodes = [Node(o.replica, net) for o in ops]
-        for x, y in ((na, nb), (na, nc), (nb, nc)):
+        for x, y in ((na, nb),) if join else ((na, nb), (na, nc), (nb, nc)):
             net.connect(x, y)
         net.pump()
         net.disconnect(nc, na)
         net.disconnect(nc, nb)
         _apart(W, ops[0], ops[1], work, net)
+        if join:
+            for node in (na, nb):
+                node.tick()  # trims what both acked
+            net.pump()
         for node in nodes:
             node.sent_bytes.clear()
             node.sent_msgs.clear()
@@ -69,7 +74,7 @@ def heal(kind: StoreKind, scale: float) -> dict[str, Any]:
         for node in nodes:
             tags.update(node.sent_bytes)
         n_ops = sum(len(o.incs) + len(o.add_set) for o in work)
-        return _fields(n_ops, dt, cpu, check, before, after,
+        return _fields(n_ops, dt, cpu, check, before, after, mode="join" if join else "heal",
                        bytes=sum(n.bytes_sent for n in nodes),
                        bytes_to_c=nc.received_bytes - received,
                        bytes_from_c=nc.bytes_sent,
@@ -122,11 +127,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--store", choices=sorted(STORES), default="memory")
     ap.add_argument("--out", help="also append the JSON lines to this file")
+    ap.add_argument("--join", action="store_true",
+                    help="C is a new region: A and B catch it up from state")
     args = ap.parse_args(argv)
     rows = []
     for run in range(args.runs):
         row = {"bench": "heal", "run": run, "scale": args.scale,
-               **heal(STORES[args.store], args.scale)}
+               **heal(STORES[args.store], args.scale, join=args.join)}
         rows.append(row)
         emit(row, args.out)
     print()

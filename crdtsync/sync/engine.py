@@ -8,7 +8,6 @@ log may be trimmed. See :mod:`crdtsync.sync` for the API and the host's duties.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from crdtsync.errors import DecodeError, LocalError, PeerError
@@ -22,6 +21,7 @@ from crdtsync.sync.host import (
     SyncHost,
     Trim,
 )
+from crdtsync.sync.links import HeldCatchups, Link
 from crdtsync.sync.log import DeltaLog
 from crdtsync.sync.messages import (
     PROTOCOL_VERSION,
@@ -32,13 +32,12 @@ from crdtsync.sync.messages import (
     Group,
     Hello,
     KeyDigests,
-    Marks,
     Message,
     Nack,
     Refuse,
     States,
 )
-from crdtsync.sync.receiver import PeerReceiver, marks_to_tell
+from crdtsync.sync.receiver import PeerReceiver
 from crdtsync.sync.sender import PeerSender
 from crdtsync.sync.wire import decode_message
 
@@ -46,19 +45,6 @@ __all__ = ["SyncEngine"]
 
 LogRecord = (tuple[int, "str | None", "Group | bytes"]
              | tuple[int, "str | None", "Group | bytes", int])
-
-
-@dataclass(slots=True)
-class _Link:
-    """One transport link: whose it is once its Hello arrived, and the handshake's progress."""
-
-    hello_at: float
-    peer: str | None = None
-    follower: bool = False
-    accept_have: int | None = None  # the peer's Accept, kept until its Hello is accepted
-    accept_marks: Marks = ()
-    established: bool = False
-    told: dict[str, int] = field(default_factory=dict)  # my marks of others, as told here
 
 
 class SyncEngine:
@@ -84,9 +70,10 @@ class SyncEngine:
         self._host = host
         self._config = config
         self._log = DeltaLog.restored(records, last_seq, hot_bytes=config.hot_log_bytes)
-        self._links: dict[Hashable, _Link] = {}
+        self._links: dict[Hashable, Link] = {}
         self._peer_link: dict[str, Hashable] = {}
         self._rx: dict[str, PeerReceiver] = {}
+        self._held = HeldCatchups(config.retransmit_after / 2)
         for peer, mark in (marks or {}).items():
             if type(mark) is not int or mark < 0:
                 raise LocalError(f"mark of peer {peer!r} must be a non-negative int")
@@ -126,7 +113,7 @@ class SyncEngine:
         """A transport link is up (dialled or accepted): start the handshake on it."""
         if link in self._links:
             raise LocalError(f"link {link!r} is already connected")
-        self._links[link] = _Link(hello_at=now)
+        self._links[link] = Link(hello_at=now)
         return [Send(link, self._hello())]
 
     def disconnect(self, link: Hashable) -> None:
@@ -138,6 +125,7 @@ class SyncEngine:
         if (tx := self._tx.get(state.peer)) is not None:
             tx.detach()
         self._rx[state.peer].catchup = None
+        self._held.forget(state.peer)
 
     def receive(self, link: Hashable, message: Message | bytes, now: float) -> list[Output]:
         """Handle one message (or its bytes) received on ``link``; return what to do.
@@ -203,10 +191,12 @@ class SyncEngine:
             self._log.append(seq, apply.peer, novel, size=size, blob=blob,
                              upto=apply.mark if apply.bounded else None)
             out = self._flush_all(now)
+        if self._held and not apply.bounded:  # maybe the end of a catch-up
+            out += self._release(now)
         if apply.mark is not None:
             rx.mark = max(rx.mark, apply.mark)
             if (state := self._links.get(rx.link)) is not None:  # back where it came from
-                out.insert(0, Send(rx.link, Ack(rx.mark, self._tell(state, everything=False))))
+                out.insert(0, Send(rx.link, Ack(rx.mark, state.tell(self._rx, everything=False))))
         return out
 
     def tick(self, now: float) -> list[Output]:
@@ -219,7 +209,7 @@ class SyncEngine:
         for peer, tx in self._tx.items():
             if (link := self._peer_link.get(peer)) is not None:
                 out += _sends(link, tx.tick(now))
-        return out + self._trim()
+        return out + self._release(now) + self._trim()
 
     def status(self) -> dict[str, PeerStatus]:
         """Return what is known of every peer, by replica id."""
@@ -239,9 +229,17 @@ class SyncEngine:
         c = self._config
         return Hello(PROTOCOL_VERSION, c.cluster, c.replica, c.follower, self._log.last_seq)
 
-    def _tell(self, state: _Link, *, everything: bool) -> Marks:
-        """My marks of other peers to tell the link's peer (see :func:`marks_to_tell`)."""
-        return marks_to_tell(self._rx, state.told, state.peer, everything=everything)
+    def _release(self, now: float) -> list[Output]:
+        """Answer the catch-up requests held back that may go now (see HeldCatchups)."""
+        return [o for peer, link, msg in self._held.release(self._rx, now)
+                if self._peer_link.get(peer) == link
+                for o in self._answer_buckets(self._rx[peer], link, msg, now)]
+
+    def _answer_buckets(self, rx: PeerReceiver, link: Hashable, msg: BucketDigests,
+                        now: float) -> list[Output]:
+        self._held.moved(rx.peer, now)
+        return _sends(link, rx.on_bucket_digests(
+            msg, self._host, max_bytes=self._config.max_message_bytes, link=link))
 
     def _sender(self, peer: str, acked: int) -> PeerSender:
         return PeerSender(peer, self._log, self._host, self._config, acked=acked)
@@ -285,12 +283,12 @@ class SyncEngine:
                     f"must rejoin under a new id")
         return None
 
-    def _on_hello(self, link: Hashable, state: _Link, msg: Hello, now: float) -> list[Output]:
+    def _on_hello(self, link: Hashable, state: Link, msg: Hello, now: float) -> list[Output]:
         if state.peer is not None:  # a repeated Hello: answer again, check nothing new
             if msg.replica != state.peer:
                 raise PeerError(f"link {link!r} of {state.peer!r} said hello as {msg.replica!r}")
             return [Send(link, Accept(self._rx[state.peer].mark,
-                                      self._tell(state, everything=True)))]
+                                      state.tell(self._rx, everything=True)))]
         reason = self._refusal(msg)
         if reason is not None:
             self.disconnect(link)
@@ -298,10 +296,10 @@ class SyncEngine:
         state.peer, state.follower = msg.replica, msg.follower
         rx = self._rx.setdefault(msg.replica, PeerReceiver(msg.replica, 0))
         rx.catchup = None
-        accept = Accept(rx.mark, self._tell(state, everything=True))
+        accept = Accept(rx.mark, state.tell(self._rx, everything=True))
         return [Send(link, accept), *self._establish(link, state, now)]
 
-    def _on_accept(self, link: Hashable, state: _Link, msg: Accept, now: float) -> list[Output]:
+    def _on_accept(self, link: Hashable, state: Link, msg: Accept, now: float) -> list[Output]:
         if state.accept_have is not None:
             return []  # a duplicate; the first one counts
         if msg.have > self._log.last_seq:
@@ -311,11 +309,11 @@ class SyncEngine:
         state.accept_marks = msg.marks
         return self._establish(link, state, now)
 
-    def _on_refuse(self, link: Hashable, state: _Link, msg: Refuse, now: float) -> list[Output]:
+    def _on_refuse(self, link: Hashable, state: Link, msg: Refuse, now: float) -> list[Output]:
         self.disconnect(link)
         return [Close(link, f"refused by {state.peer or 'peer'}: {msg.reason}")]
 
-    def _establish(self, link: Hashable, state: _Link, now: float) -> list[Output]:
+    def _establish(self, link: Hashable, state: Link, now: float) -> list[Output]:
         """Both Hellos accepted: this link carries the peer's traffic from now on."""
         if state.established or state.peer is None or state.accept_have is None:
             return []
@@ -331,48 +329,50 @@ class SyncEngine:
         tx.learn(state.accept_marks)
         return _sends(link, tx.attach(state.accept_have, now))
 
-    def _receiver(self, link: Hashable, state: _Link, what: str) -> PeerReceiver:
+    def _receiver(self, link: Hashable, state: Link, what: str) -> PeerReceiver:
         if state.peer is None:
             raise PeerError(f"{what} on link {link!r} before hello")
         if state.follower:
             raise PeerError(f"follower {state.peer!r} sent {what}; followers never send")
         return self._rx[state.peer]
 
-    def _tx_of(self, link: Hashable, state: _Link, what: str) -> PeerSender:
+    def _tx_of(self, link: Hashable, state: Link, what: str) -> PeerSender:
         tx = self._tx.get(state.peer) if state.established and state.peer else None
         if tx is None:
             raise PeerError(f"{what} on link {link!r}, to which nothing was sent")
         return tx
 
-    def _on_delta(self, link: Hashable, state: _Link, msg: Delta, now: float) -> list[Output]:
+    def _on_delta(self, link: Hashable, state: Link, msg: Delta, now: float) -> list[Output]:
         rx = self._receiver(link, state, "a delta")
         rx.link = link
-        return _sends(link, [Ack(item.upto, self._tell(state, everything=False))
+        return _sends(link, [Ack(item.upto, state.tell(self._rx, everything=False))
                              if isinstance(item, Ack) else item for item in rx.on_delta(msg)])
 
-    def _on_buckets(self, link: Hashable, state: _Link, msg: BucketDigests,
+    def _on_buckets(self, link: Hashable, state: Link, msg: BucketDigests,
                     now: float) -> list[Output]:
         rx = self._receiver(link, state, "bucket digests")
-        return _sends(link, rx.on_bucket_digests(
-            msg, self._host, max_bytes=self._config.max_message_bytes, link=link))
+        if self._held.hold(rx.peer, link, msg, self._rx, now):
+            return []  # another peer's catch-up is coming in: this one waits for it
+        return self._answer_buckets(rx, link, msg, now)
 
-    def _on_states(self, link: Hashable, state: _Link, msg: States, now: float) -> list[Output]:
+    def _on_states(self, link: Hashable, state: Link, msg: States, now: float) -> list[Output]:
         rx = self._receiver(link, state, "states")
         rx.link = link
+        self._held.moved(rx.peer, now)
         return _sends(link, rx.on_states(msg))
 
-    def _on_ack(self, link: Hashable, state: _Link, msg: Ack, now: float) -> list[Output]:
+    def _on_ack(self, link: Hashable, state: Link, msg: Ack, now: float) -> list[Output]:
         tx = self._tx_of(link, state, "an ack")
         tx.learn(msg.marks)
         # Trim at once rather than at the next tick: acked entries hold every delta object
         # of their groups, and the log is the largest thing a busy replica keeps alive.
         return self._to_peer(tx.peer, tx.on_ack(msg.upto, now)) + self._trim()
 
-    def _on_nack(self, link: Hashable, state: _Link, msg: Nack, now: float) -> list[Output]:
+    def _on_nack(self, link: Hashable, state: Link, msg: Nack, now: float) -> list[Output]:
         tx = self._tx_of(link, state, "a nack")
         return self._to_peer(tx.peer, tx.on_nack(msg.have, now))
 
-    def _on_keys(self, link: Hashable, state: _Link, msg: KeyDigests, now: float) -> list[Output]:
+    def _on_keys(self, link: Hashable, state: Link, msg: KeyDigests, now: float) -> list[Output]:
         tx = self._tx_of(link, state, "key digests")
         return self._to_peer(tx.peer, tx.on_key_digests(msg, now))
 

@@ -15,18 +15,9 @@ from dataclasses import dataclass, field
 from crdtsync.errors import PeerError
 from crdtsync.sync.digest import differing_buckets, key_digests, split
 from crdtsync.sync.host import Apply, SyncHost
-from crdtsync.sync.messages import (
-    Ack,
-    BucketDigests,
-    Delta,
-    KeyDigests,
-    Marks,
-    Message,
-    Nack,
-    States,
-)
+from crdtsync.sync.messages import Ack, BucketDigests, Delta, KeyDigests, Message, Nack, States
 
-__all__ = ["PeerReceiver", "marks_to_tell"]
+__all__ = ["PeerReceiver"]
 
 
 @dataclass(slots=True)
@@ -117,17 +108,3 @@ class PeerReceiver:
             return []
         return [Apply(self.peer, msg.group, cu.upto if done else None)]
 
-
-def marks_to_tell(receivers: dict[str, PeerReceiver], told: dict[str, int], peer: str | None,
-                  *, everything: bool) -> Marks:
-    """Return my durable marks of peers other than ``peer``, to tell ``peer`` (relayed
-    marks): ``everything``, or those above what ``told`` says it was told; ``told`` is
-    updated."""
-    out = []
-    for q, rx in receivers.items():
-        mark = rx.mark
-        if q != peer and mark > 0 and (everything or mark > told.get(q, 0)):
-            told[q] = mark
-            out.append((q, mark))
-    out.sort()
-    return tuple(out)

@@ -229,9 +229,11 @@ class Cluster:
         raise AssertionError(f"no quiescence after {max_rounds} rounds")
 
     def quiet(self) -> bool:
-        """Nothing in flight, nothing to commit, every log empty."""
+        """Nothing in flight, nothing to commit, every log empty, no catch-up under way."""
         return not self.inflight and all(
-            not h.queue and h.engine.log_size() == (0, 0) for h in self.hosts.values())
+            not h.queue and h.engine.log_size() == (0, 0)
+            and not any(s.catching_up for s in h.engine.status().values())
+            for h in self.hosts.values())
 
     def check(self) -> None:
         """Every replica equals every other and the join of all committed local writes."""

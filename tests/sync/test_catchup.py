@@ -216,3 +216,127 @@ def test_a_duplicated_bucket_request_gets_the_same_answer() -> None:
     other_link = rx.on_bucket_digests(request, host, max_bytes=300, link="M")
     assert len(other_link) > len(first)  # a request on another link is a new catch-up
     assert first[0].parts != other_link[0].parts
+
+
+# -- one incoming catch-up at a time -------------------------------------------------------
+
+
+def _new_third(nkeys: int) -> tuple[Cluster, list]:
+    """r0 and r1 hold ``nkeys`` counters written by both (logs trimmed to 1 entry); r2 has
+    been cut off all along. Returns the cluster, healed, and the log of what is sent."""
+    c = Cluster(random.Random(0), n=3, topology="mesh", retransmit_after=1.0,
+                max_log_entries=1)
+    c.pump()
+    for edge in (frozenset(("r0", "r2")), frozenset(("r1", "r2"))):
+        c.close(c.pair_link[edge])
+        c.cut.add(edge)
+    for i in range(nkeys):
+        for rid in ("r0", "r1"):
+            c.hosts[rid].write(f"g{i}", lambda v, rid=rid: v.increment(rid))
+            c.commit(rid)
+        c.pump()
+    for rid in ("r0", "r1"):
+        c.tick(rid)
+    sent: list = []
+    original = c.run
+
+    def run(rid: str, outputs: list) -> None:
+        for o in outputs:
+            if isinstance(o, Send) and (ends := c.links.get(o.link)) is not None:
+                sent.append((rid, ends[1] if ends[0] == rid else ends[0], o.message))
+        original(rid, outputs)
+
+    c.run = run  # type: ignore[method-assign]
+    c.heal()
+    return c, sent
+
+
+def test_two_peers_catch_a_third_up_one_after_the_other() -> None:
+    c, sent = _new_third(30)
+    c.pump()
+    to_r2 = [(src, sorted(m.group)) for src, dst, m in sent
+             if dst == "r2" and isinstance(m, States)]
+    keys = [k for _, ks in to_r2 for k in ks]
+    assert sorted(keys) == sorted(f"g{i}" for i in range(30))  # every key once, not twice
+    assert {src for src, _ in to_r2} == {"r0", "r1"}  # both caught it up; the second sent none
+    assert all(c.hosts["r2"].durable[f"g{i}"].value == 2 for i in range(30))
+    c.settle()
+    c.check()
+
+
+def test_a_held_request_is_answered_once_the_other_catch_up_stalls() -> None:
+    c, sent = _new_third(30)
+    first = None
+    for _ in range(1000):  # deliver in order, but drop every States to r2 of the first
+        if not c.inflight:
+            break
+        _, dst, _ = c.inflight[0]
+        msg = c.peek()[0][1]
+        if dst == "r2" and isinstance(msg, States):
+            first = first or next(s for s, d, m in reversed(sent) if d == "r2" and m == msg)
+            c.inflight.pop(0)
+            continue
+        c.deliver(0)
+        for rid in sorted(c.up):
+            c.commit(rid)
+    assert first is not None
+    other = ({"r0", "r1"} - {first}).pop()
+    answered = [d for s, d, m in sent if s == "r2" and isinstance(m, KeyDigests)]
+    assert answered == [first]  # the other's request is held
+    c.now += 0.5  # half of retransmit_after: the held request may go
+    c.tick("r2")
+    assert [d for s, d, m in sent if s == "r2" and isinstance(m, KeyDigests)] == [first, other]
+    c.settle()
+    c.check()
+
+
+def test_held_requests_wait_for_a_moving_catch_up_at_most_the_limit() -> None:
+    from crdtsync.sync.links import HeldCatchups
+    from crdtsync.sync.receiver import PeerReceiver
+
+    rx = {p: PeerReceiver(p, 0) for p in ("a", "b", "c")}
+    held = HeldCatchups(limit=2.0)
+    req = BucketDigests(1, 5, ("0" * 16,))
+    assert not held.hold("b", "Lb", req, rx, 0.0)  # nothing else coming in: answer it
+    rx["b"].on_bucket_digests(req, _Empty(), max_bytes=1 << 20, link="Lb")
+    held.moved("b", 0.0)
+    assert held.hold("a", "La", BucketDigests(7, 9, ("0" * 16,)), rx, 0.5)
+    assert held.hold("c", "Lc", BucketDigests(3, 4, ("0" * 16,)), rx, 0.6)
+    assert held.hold("a", "La", BucketDigests(8, 9, ("0" * 16,)), rx, 1.5)  # replaces, keeps 0.5
+    for t in (1.0, 1.5, 2.0):  # b's catch-up keeps moving
+        held.moved("b", t)
+        assert held.release(rx, t) == []
+    held.moved("b", 2.4)
+    # a has waited the limit: it goes, alone; c goes once it too has waited the limit
+    assert held.release(rx, 2.5) == [("a", "La", BucketDigests(8, 9, ("0" * 16,)))]
+    assert held.release(rx, 2.55) == []
+    assert held.release(rx, 2.6) == [("c", "Lc", BucketDigests(3, 4, ("0" * 16,)))]
+    rx["b"].catchup = None  # b's catch-up is in: nothing is held back any more
+    assert not held.hold("a", "La", BucketDigests(9, 9, ("0" * 16,)), rx, 2.7) and not held
+
+
+def test_held_requests_go_one_at_a_time_once_the_catch_up_stops_moving() -> None:
+    from crdtsync.sync.links import HeldCatchups
+    from crdtsync.sync.receiver import PeerReceiver
+
+    rx = {p: PeerReceiver(p, 0) for p in ("a", "b", "c")}
+    held = HeldCatchups(limit=2.0)
+    req = BucketDigests(1, 5, ("0" * 16,))
+    rx["b"].on_bucket_digests(req, _Empty(), max_bytes=1 << 20, link="Lb")
+    held.moved("b", 0.0)
+    assert held.hold("c", "Lc", req, rx, 0.2) and held.hold("a", "La", req, rx, 0.1)
+    # b's catch-up has not moved for the limit (its sender gave up): the oldest goes alone
+    assert held.release(rx, 2.05) == [("a", "La", req)]
+
+
+class _Empty:
+    """A host with no keys."""
+
+    def keys(self) -> list[str]:
+        return []
+
+    def digest(self, key: str) -> bytes:
+        raise KeyError(key)
+
+    def state(self, key: str) -> GCounter:
+        raise KeyError(key)

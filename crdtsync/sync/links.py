@@ -1,0 +1,123 @@
+"""What the engine keeps per transport link, and the incoming state catch-ups it holds back.
+
+- :class:`Link`: whose link it is once its Hello arrived, the handshake's progress, and my
+  marks of other peers as last told on it (relayed marks, docs/protocol.md);
+- :class:`HeldCatchups`: a replica answers one peer's state catch-up at a time. Two peers
+  that open one at once (a new region joining a mesh, or one back after its peers trimmed
+  their logs) would each send it every key it lacks; the second request waits until the
+  first catch-up is in, and then only the keys that still differ travel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+
+from crdtsync.sync.messages import BucketDigests, Marks
+from crdtsync.sync.receiver import PeerReceiver
+
+__all__ = ["Link", "HeldCatchups"]
+
+
+@dataclass(slots=True)
+class Link:
+    """One transport link: whose it is once its Hello arrived, and the handshake's progress."""
+
+    hello_at: float
+    peer: str | None = None
+    follower: bool = False
+    accept_have: int | None = None  # the peer's Accept, kept until its Hello is accepted
+    accept_marks: Marks = ()
+    established: bool = False
+    told: dict[str, int] = field(default_factory=dict)  # my marks of others, as told here
+
+    def tell(self, receivers: Mapping[str, PeerReceiver], *, everything: bool) -> Marks:
+        """Return my durable marks of peers other than this link's, to tell it:
+        ``everything``, or those above what it was told on this link."""
+        told, peer = self.told, self.peer
+        out = []
+        for q, rx in receivers.items():
+            mark = rx.mark
+            if q != peer and mark > 0 and (everything or mark > told.get(q, 0)):
+                told[q] = mark
+                out.append((q, mark))
+        out.sort()
+        return tuple(out)
+
+
+@dataclass(slots=True)
+class _Held:
+    link: Hashable
+    request: BucketDigests
+    since: float
+
+
+class HeldCatchups:
+    """Catch-up requests (``buckets``) held back while another peer's catch-up comes in.
+
+    A request is held while some other peer's incoming catch-up is open
+    (``PeerReceiver.catchup``) and moved (was answered, or a part came) less than ``limit``
+    seconds ago, and for at most ``limit`` seconds from the first time that peer's request
+    was held (a newer request of the same peer replaces the older one and keeps that
+    time). The engine uses half its ``retransmit_after``, so a held request is answered
+    before its sender gives up on it and asks again. :meth:`release` hands back the oldest
+    request that may go, one at a time while others wait, so catch-ups come in one after
+    another.
+    """
+
+    __slots__ = ("_held", "_moved", "limit")
+
+    def __init__(self, limit: float) -> None:
+        self._held: dict[str, _Held] = {}
+        self._moved: dict[str, float] = {}  # peer -> when its incoming catch-up last moved
+        self.limit = limit
+
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+    def moved(self, peer: str, now: float) -> None:
+        """The peer's incoming catch-up was answered, or one of its parts came."""
+        self._moved[peer] = now
+
+    def _busy(self, receivers: Mapping[str, PeerReceiver], now: float,
+              but: str | None = None) -> bool:
+        """Is an incoming catch-up other than ``but``'s open and moving?"""
+        return any(rx.catchup is not None and now - self._moved.get(q, -1e18) < self.limit
+                   for q, rx in receivers.items() if q != but)
+
+    def hold(self, peer: str, link: Hashable, request: BucketDigests,
+             receivers: Mapping[str, PeerReceiver], now: float) -> bool:
+        """Hold ``request`` from ``peer`` if another catch-up is coming in; return whether.
+
+        A request other than the one the peer's open catch-up answers means the peer gave
+        that catch-up up (a sender runs one at a time): it no longer holds others back.
+        """
+        mine = receivers[peer].catchup
+        if mine is not None:
+            if (mine.cid, mine.upto, mine.link) == (request.cid, request.upto, link):
+                return False  # a duplicate: answered again as before
+            receivers[peer].catchup = None
+        old = self._held.get(peer)
+        if not self._busy(receivers, now, but=peer) or (
+                old is not None and now - old.since >= self.limit):
+            self._held.pop(peer, None)
+            return False
+        self._held[peer] = _Held(link, request, now if old is None else old.since)
+        return True
+
+    def forget(self, peer: str) -> None:
+        """The peer's link is gone: its held request will not be answered."""
+        self._held.pop(peer, None)
+
+    def release(self, receivers: Mapping[str, PeerReceiver],
+                now: float) -> list[tuple[str, Hashable, BucketDigests]]:
+        """Return the held requests to answer now, as ``(peer, link, request)``."""
+        out = []
+        busy = self._busy(receivers, now)
+        for peer, held in sorted(self._held.items(), key=lambda item: item[1].since):
+            if busy and now - held.since < self.limit:
+                continue
+            del self._held[peer]
+            out.append((peer, held.link, held.request))
+            busy = True  # the one released opens its catch-up: the next one waits for it
+        return out
