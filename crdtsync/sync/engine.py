@@ -189,9 +189,9 @@ class SyncEngine:
             self._log.skip(seq)
         elif seq is not None:
             self._log.append(seq, apply.peer, novel, size=size, blob=blob,
-                             upto=apply.mark if apply.bounded else None)
+                             upto=apply.bound)
             out = self._flush_all(now)
-        if self._held and not apply.bounded:  # maybe the end of a catch-up
+        if self._held:  # maybe the end of a catch-up
             out += self._release(now)
         if apply.mark is not None:
             rx.mark = max(rx.mark, apply.mark)

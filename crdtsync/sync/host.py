@@ -47,6 +47,11 @@ class SyncHost(Protocol):
         """Return the state of ``key`` (the engine copies it before it keeps it)."""
         ...
 
+    # Optional: ``served_upto() -> int | None``, read after the states of a catch-up: every
+    # state served so far holds nothing beyond this replica's log up to that seq (None if
+    # it cannot say, e.g. remote data is joined but not committed). The peer then need not
+    # forward those states to a replica that holds this log up to there.
+
 
 @dataclass(frozen=True, slots=True)
 class SyncConfig:
@@ -132,14 +137,15 @@ class Apply:
     call ``engine.applied(apply, seq, novel, now)`` (``seq``: the entry's, or None).
     Do not keep references to the values of ``group``: copy what you store.
 
-    ``bounded``: ``group`` holds nothing beyond the peer's log up to ``mark`` (a delta
-    interval; the states of a catch-up may hold more). The engine uses it, the host need not.
+    ``bound``: ``group`` holds nothing beyond the peer's log up to this seq (a delta
+    interval's end, or what the peer said of its catch-up states), None if not known. The
+    engine uses it (relayed marks), the host need not.
     """
 
     peer: str
     group: Group
     mark: int | None
-    bounded: bool = False
+    bound: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

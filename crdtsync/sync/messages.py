@@ -150,13 +150,17 @@ class KeyDigests:
 
 @dataclass(frozen=True, slots=True)
 class States:
-    """Part ``part`` of ``parts`` of catch-up ``cid``: full states of keys that differ."""
+    """Part ``part`` of ``parts`` of catch-up ``cid``: full states of keys that differ.
+
+    ``bound``: the states hold nothing beyond my log up to this seq (0: not known).
+    """
 
     cid: int
     upto: int
     part: int
     parts: int
     group: Group
+    bound: int = 0
 
 
 Message: TypeAlias = (

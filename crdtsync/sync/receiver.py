@@ -54,7 +54,7 @@ class PeerReceiver:
             return [Nack(expect)]
         # Overlapping intervals are fine: entries up to ``expect`` are already joined.
         self.pending = msg.end
-        return [Apply(self.peer, msg.group, msg.end, bounded=True)]
+        return [Apply(self.peer, msg.group, msg.end, bound=msg.end)]
 
     def on_bucket_digests(self, msg: BucketDigests, host: SyncHost, *, max_bytes: int,
                           link: Hashable | None = None) -> list[Message | Apply]:
@@ -106,5 +106,5 @@ class PeerReceiver:
             self.pending = max(self.pending, cu.upto)
         elif not msg.group:
             return []
-        return [Apply(self.peer, msg.group, cu.upto if done else None)]
+        return [Apply(self.peer, msg.group, cu.upto if done else None, bound=msg.bound or None)]
 

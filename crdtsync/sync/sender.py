@@ -211,8 +211,10 @@ class PeerSender:
         theirs = {k: h for part in cu.parts.values() for k, h in part.digests}
         keys = keys_to_send(self._host, buckets, cu.nbuckets, theirs)
         states = [(k, self._host.state(k).copy()) for k in keys]
+        served = getattr(self._host, "served_upto", None)  # optional (see SyncHost)
+        bound = (served() if served is not None else None) or 0
         runs = split(states, _state_size, self._config.max_message_bytes)
-        return [States(cu.cid, cu.upto, i, len(runs), Group(dict(run)))
+        return [States(cu.cid, cu.upto, i, len(runs), Group(dict(run)), bound)
                 for i, run in enumerate(runs)]
 
 

@@ -84,6 +84,12 @@ def _int(x: Any) -> int:
     return x
 
 
+def _seq(x: Any) -> int:
+    if _int(x) == 0:
+        raise ValueError("expected a seq >= 1 (omit the field when there is none)")
+    return x  # type: ignore[no-any-return]
+
+
 def _str(x: Any) -> str:
     if type(x) is not str:
         raise TypeError(f"expected a str, got {type(x).__name__}")
@@ -157,6 +163,7 @@ def _same(x: Any) -> Any:
 
 _KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "int": (_same, _int),
+    "seq": (_same, _seq),
     "str": (_same, _str),
     "bool": (_same, _bool),
     "hashes": (list, _hashes),
@@ -178,9 +185,9 @@ _SCHEMA: dict[str, tuple[type[Any], dict[str, str]]] = {
     "keys": (KeyDigests, {"cid": "int", "part": "int", "parts": "int",
                           "buckets": "ints", "digests": "pairs"}),
     "states": (States, {"cid": "int", "upto": "int", "part": "int", "parts": "int",
-                        "group": "group"}),
+                        "group": "group", "bound": "seq"}),
 }
-_OPTIONAL = frozenset({("accept", "marks"), ("ack", "marks")})
+_OPTIONAL = frozenset({("accept", "marks"), ("ack", "marks"), ("states", "bound")})
 """Fields left out of the JSON when empty (their default); absent, they decode as empty."""
 _TAG_OF: dict[type[Any], str] = {cls: tag for tag, (cls, _) in _SCHEMA.items()}
 

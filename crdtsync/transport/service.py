@@ -123,6 +123,12 @@ class ReplicaHost:
         self._settle()
         return self.replica._data[key]
 
+    def served_upto(self) -> int | None:
+        """The states served hold nothing beyond the log up to the last commit, unless
+        remote data is joined but not yet committed (it is logged at a later seq)."""
+        replica = self.replica
+        return None if replica._remote or replica.commit_in_flight else replica.log_seq
+
 
 class SyncService:
     """Connect one replica to its peers (see the module docstring).

@@ -72,6 +72,9 @@ class FakeHost:
         self.dmarks: dict[str, int] = {}
         self.dlast = 0
         self.rejected = 0
+        # (seq, durable state) after each commit that logged an entry, oldest first: what
+        # "a peer holds my log up to seq" promises it holds (Cluster.check_invariants)
+        self.history: list[tuple[int, dict[str, Crdt]]] = []
         self.restart()
 
     def restart(self) -> None:
@@ -96,6 +99,9 @@ class FakeHost:
 
     def state(self, key: str) -> Crdt:
         return self.durable[key]
+
+    def served_upto(self) -> int:
+        return self.dlast  # the durable state is the join of the log up to dlast
 
     # -- the host's duties ----------------------------------------------------------------
 
@@ -147,7 +153,19 @@ class FakeHost:
             if apply.mark is not None:
                 self.dmarks[apply.peer] = max(self.dmarks.get(apply.peer, 0), apply.mark)
             out += self.engine.applied(apply, seq, group, now)
+        if queue and (not self.history or self.history[-1][0] < self.dlast):
+            self.history.append((self.dlast, {k: v.copy() for k, v in self.durable.items()}))
         return out
+
+    def state_as_of(self, seq: int) -> dict[str, Crdt]:
+        """Return the durable state after the last commit whose entries end at or before
+        ``seq`` (a lower bound of this replica's state as of its log entry ``seq``)."""
+        best: dict[str, Crdt] = {}
+        for at, state in self.history:
+            if at > seq:
+                break
+            best = state
+        return best
 
     def trim(self, upto: int) -> None:
         for seq in [s for s in self.dlog if s <= upto]:

@@ -247,8 +247,10 @@ class Cluster:
 
 
     def check_invariants(self) -> None:
-        """Hold at every step: durable states never exceed what was written, and nothing is
-        acked that the receiver has not made durable."""
+        """Hold at every step: durable states never exceed what was written, a replica that
+        holds a peer's log up to a mark holds the peer's durable state as of that mark
+        (whatever BP and relayed marks left out of the intervals), and nothing is acked
+        that the receiver has not made durable."""
         for rid, host in self.hosts.items():
             for key, value in host.durable.items():
                 if not value.is_bottom():
@@ -256,6 +258,14 @@ class Cluster:
                     joined = self.oracle[key].copy()
                     joined.merge(value)
                     assert joined == self.oracle[key], f"{rid}: {key!r} exceeds the oracle"
+            for peer, mark in host.dmarks.items():
+                # "I hold your log up to mark": my durable state holds yours as of mark
+                for key, value in self.hosts[peer].state_as_of(mark).items():
+                    joined = value.copy()
+                    if key in host.durable:
+                        joined.merge(host.durable[key])
+                    assert value.is_bottom() or joined == host.durable.get(key), (
+                        f"{rid} holds {peer}'s log up to {mark} but lacks its {key!r}")
             for peer, status in host.engine.status().items():
                 durable = self.hosts[peer].dmarks.get(rid, 0) if peer in self.hosts else 0
                 assert status.acked <= durable or not status.connected, (

@@ -251,7 +251,7 @@ def _new_third(nkeys: int) -> tuple[Cluster, list]:
     return c, sent
 
 
-def test_two_peers_catch_a_third_up_one_after_the_other() -> None:
+def test_two_peers_catch_a_third_up_one_after_the_other_and_it_forwards_nothing() -> None:
     c, sent = _new_third(30)
     c.pump()
     to_r2 = [(src, sorted(m.group)) for src, dst, m in sent
@@ -259,6 +259,9 @@ def test_two_peers_catch_a_third_up_one_after_the_other() -> None:
     keys = [k for _, ks in to_r2 for k in ks]
     assert sorted(keys) == sorted(f"g{i}" for i in range(30))  # every key once, not twice
     assert {src for src, _ in to_r2} == {"r0", "r1"}  # both caught it up; the second sent none
+    # the states came with a bound, which r0 and r1 hold of each other: r2 forwards nothing
+    assert all(m.bound > 0 for src, dst, m in sent if dst == "r2" and isinstance(m, States))
+    assert not [m for src, _, m in sent if src == "r2" and isinstance(m, Delta) and m.group]
     assert all(c.hosts["r2"].durable[f"g{i}"].value == 2 for i in range(30))
     c.settle()
     c.check()

@@ -238,12 +238,12 @@ def test_contiguous_and_overlapping_intervals_are_applied_duplicates_reacked() -
     g = GCounter()
     g.increment("p")
     out = engine.receive("L", Delta(1, 2, {"g": g}), 0.0)
-    assert out == [Apply("p", {"g": g}, 2, bounded=True)]
+    assert out == [Apply("p", {"g": g}, 2, bound=2)]
     assert engine.receive("L", Delta(1, 2, {"g": g}), 0.0) == []  # on its way to disk
     assert engine.applied(out[0], None, {}, 0.0) == [Send("L", Ack(2))]
     assert engine.receive("L", Delta(2, 2, {}), 0.0) == [Send("L", Ack(2))]
     assert engine.receive("L", Delta(2, 5, {"g": g}), 0.0) == [
-        Apply("p", {"g": g}, 5, bounded=True)]
+        Apply("p", {"g": g}, 5, bound=5)]
 
 
 def test_nack_makes_the_sender_restart_from_what_the_receiver_has() -> None:

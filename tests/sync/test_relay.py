@@ -71,12 +71,12 @@ def test_collect_leaves_out_what_the_peer_holds_from_the_origin_and_covers_it() 
     assert (end, group) == (3, Group())  # nothing to send, and the interval covers it
 
 
-def test_only_delta_intervals_bound_what_a_logged_entry_holds() -> None:
+def test_a_logged_entry_keeps_the_bound_of_what_it_came_in() -> None:
     c = mesh()
     engine = c.hosts["r1"].engine
-    for bounded, seq, want in ((True, 1, 7), (False, 2, None)):
+    for bound, seq, want in ((7, 1, 7), (None, 2, None)):
         novel = {"g": counter("r0", seq)}
-        engine.applied(Apply("r0", Group(novel), 7, bounded=bounded), seq, novel, c.now)
+        engine.applied(Apply("r0", Group(novel), 7, bound=bound), seq, novel, c.now)
         assert engine._log.entries[seq].upto == want
 
 

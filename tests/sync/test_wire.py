@@ -80,6 +80,7 @@ MESSAGES: dict[str, Message] = {
     "keys": KeyDigests(1, 0, 2, (1, 3), (("likes", "0123456789abcdef"),
                                          ("views", "fedcba9876543210"))),
     "states": States(1, 42, 1, 2, _states()),
+    "states_bound": States(1, 42, 0, 2, {}, 45),
 }
 
 INVALID: dict[str, tuple[bytes, str]] = {
@@ -123,6 +124,8 @@ INVALID: dict[str, tuple[bytes, str]] = {
                    "part 2 of 2"),
     "dup_digest_key": (b'{"type":"keys","cid":1,"part":0,"parts":1,"buckets":[0],"digests":'
                        b'[["a","0000000000000000"],["a","0000000000000000"]]}', "duplicate key"),
+    "states_bound_zero": (b'{"type":"states","cid":1,"upto":1,"part":0,"parts":1,"group":[],'
+                          b'"bound":0}', "states.bound"),
     "marks_empty": (b'{"type":"ack","upto":1,"marks":{}}', "omit the field"),
     "marks_not_object": (b'{"type":"ack","upto":1,"marks":[["a",1]]}', "ack.marks"),
     "marks_zero": (b'{"type":"accept","have":1,"marks":{"a":0}}', "is 0"),

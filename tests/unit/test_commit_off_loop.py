@@ -200,6 +200,25 @@ def test_reading_the_state_for_a_catch_up_makes_the_writes_durable_first() -> No
     _run(main())
 
 
+def test_served_states_are_bounded_by_the_log_unless_remote_data_waits() -> None:
+    """ReplicaHost.served_upto: the states it served hold nothing beyond the log up to the
+    last commit, except remote data joined and not yet committed (logged later)."""
+    from crdtsync.transport.service import ReplicaHost
+    from crdtsync.types import GCounter
+
+    r = Replica(MemoryStore(), name="a")
+    host = ReplicaHost(r)
+    r.counter("c").increment()
+    assert host.state("c").value == 1 and host.served_upto() == r.log_seq == 1
+    remote = GCounter()
+    remote.increment("b.00000001", 5)
+    r.apply_remote({"g": remote}, "b.00000001")
+    assert host.state("g").value == 5 and host.served_upto() is None
+    r.commit()
+    assert host.served_upto() == r.log_seq == 2
+    r.close()
+
+
 def test_the_sync_service_commits_only_when_the_engine_reads_the_state() -> None:
     """Engine calls that read no state leave the writes to the background committer; one
     that reads it commits them there, and the engine hears of that commit only once the
