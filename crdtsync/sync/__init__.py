@@ -30,7 +30,8 @@ the order returned:
 - ``Send(link, message)``: ``encode_message(message)`` and send it on ``link``;
 - ``Close(link, reason)``: close ``link`` (after the sends before it), log ``reason``;
 - ``Apply(peer, group, mark, bound)``: join remote data, commit it, call
-  ``engine.applied`` (``bound`` is the engine's own note; pass the Apply back as is);
+  ``engine.applied`` (``bound`` is the engine's own note; pass the Apply back as is). The
+  group may be empty: a mark held back by a delta's ``needs``, committed once they are met;
 - ``Trim(upto)``: the host may durably delete its log entries with seq <= ``upto``.
 
 The host (the replica) implements :class:`SyncHost` (``keys()``, ``digest(key)``,

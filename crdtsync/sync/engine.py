@@ -21,7 +21,7 @@ from crdtsync.sync.host import (
     SyncHost,
     Trim,
 )
-from crdtsync.sync.links import HeldCatchups, Link
+from crdtsync.sync.links import HeldCatchups, Link, refusal
 from crdtsync.sync.log import DeltaLog
 from crdtsync.sync.messages import (
     PROTOCOL_VERSION,
@@ -37,7 +37,7 @@ from crdtsync.sync.messages import (
     Refuse,
     States,
 )
-from crdtsync.sync.receiver import PeerReceiver
+from crdtsync.sync.receiver import PeerReceiver, advance
 from crdtsync.sync.sender import PeerSender
 from crdtsync.sync.wire import decode_message
 
@@ -124,7 +124,10 @@ class SyncEngine:
         del self._peer_link[state.peer]
         if (tx := self._tx.get(state.peer)) is not None:
             tx.detach()
-        self._rx[state.peer].catchup = None
+        rx = self._rx[state.peer]
+        rx.catchup = None
+        if rx.gates:  # what is held back comes again on the next link, whole or not
+            rx.gates, rx.pending = [], rx.claimed
         self._held.forget(state.peer)
 
     def receive(self, link: Hashable, message: Message | bytes, now: float) -> list[Output]:
@@ -209,6 +212,9 @@ class SyncEngine:
         for peer, tx in self._tx.items():
             if (link := self._peer_link.get(peer)) is not None:
                 out += _sends(link, tx.tick(now))
+        limit = self._config.retransmit_after / 2
+        out += [o for rx in self._rx.values() if rx.gates and rx.link in self._links
+                for o in _sends(rx.link, rx.expire(now, limit))]
         return out + self._release(now) + self._trim()
 
     def status(self) -> dict[str, PeerStatus]:
@@ -228,6 +234,7 @@ class SyncEngine:
     def _hello(self) -> Hello:
         c = self._config
         return Hello(PROTOCOL_VERSION, c.cluster, c.replica, c.follower, self._log.last_seq)
+
 
     def _release(self, now: float) -> list[Output]:
         """Answer the catch-up requests held back that may go now (see HeldCatchups)."""
@@ -267,29 +274,13 @@ class SyncEngine:
         upto = max(upto, log.bound(max_entries=c.max_log_entries, max_bytes=c.max_log_bytes))
         return min(upto, log.last_seq)
 
-    def _refusal(self, msg: Hello) -> str | None:
-        c = self._config
-        if msg.version != PROTOCOL_VERSION:
-            return (f"protocol version {msg.version} is not supported: {c.replica!r} speaks "
-                    f"version {PROTOCOL_VERSION}")
-        if msg.cluster != c.cluster:
-            return f"replica {msg.replica!r} is in cluster {msg.cluster!r}, not {c.cluster!r}"
-        if msg.replica == c.replica:
-            return f"replica id {msg.replica!r} is this replica's own id"
-        rx = self._rx.get(msg.replica)
-        if rx is not None and rx.mark > msg.last_seq:
-            return (f"replica {msg.replica!r} says its log ends at {msg.last_seq} but "
-                    f"{c.replica!r} holds it up to {rx.mark}: a replica that lost its data "
-                    f"must rejoin under a new id")
-        return None
-
     def _on_hello(self, link: Hashable, state: Link, msg: Hello, now: float) -> list[Output]:
         if state.peer is not None:  # a repeated Hello: answer again, check nothing new
             if msg.replica != state.peer:
                 raise PeerError(f"link {link!r} of {state.peer!r} said hello as {msg.replica!r}")
             return [Send(link, Accept(self._rx[state.peer].mark,
                                       state.tell(self._rx, everything=True)))]
-        reason = self._refusal(msg)
+        reason = refusal(self._config, self._rx, msg)
         if reason is not None:
             self.disconnect(link)
             return [Send(link, Refuse(reason)), Close(link, reason)]
@@ -345,8 +336,11 @@ class SyncEngine:
     def _on_delta(self, link: Hashable, state: Link, msg: Delta, now: float) -> list[Output]:
         rx = self._receiver(link, state, "a delta")
         rx.link = link
+        if any(o in (rx.peer, self._config.replica) for _, o, _ in msg.needs):
+            raise PeerError(f"{rx.peer!r} sent a delta that needs its own log or mine")
         return _sends(link, [Ack(item.upto, state.tell(self._rx, everything=False))
-                             if isinstance(item, Ack) else item for item in rx.on_delta(msg)])
+                             if isinstance(item, Ack) else item
+                             for item in rx.on_delta(msg, now, self._rx)]) + advance(self._rx, now)
 
     def _on_buckets(self, link: Hashable, state: Link, msg: BucketDigests,
                     now: float) -> list[Output]:
@@ -359,7 +353,7 @@ class SyncEngine:
         rx = self._receiver(link, state, "states")
         rx.link = link
         self._held.moved(rx.peer, now)
-        return _sends(link, rx.on_states(msg))
+        return _sends(link, rx.on_states(msg)) + advance(self._rx, now)
 
     def _on_ack(self, link: Hashable, state: Link, msg: Ack, now: float) -> list[Output]:
         tx = self._tx_of(link, state, "an ack")
@@ -370,7 +364,7 @@ class SyncEngine:
 
     def _on_nack(self, link: Hashable, state: Link, msg: Nack, now: float) -> list[Output]:
         tx = self._tx_of(link, state, "a nack")
-        return self._to_peer(tx.peer, tx.on_nack(msg.have, now))
+        return self._to_peer(tx.peer, tx.on_nack(msg.have, now, msg.needs))
 
     def _on_keys(self, link: Hashable, state: Link, msg: KeyDigests, now: float) -> list[Output]:
         tx = self._tx_of(link, state, "key digests")

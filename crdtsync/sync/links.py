@@ -13,10 +13,30 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 
-from crdtsync.sync.messages import BucketDigests, Marks
+from crdtsync.sync.host import SyncConfig
+from crdtsync.sync.messages import PROTOCOL_VERSION, BucketDigests, Hello, Marks
 from crdtsync.sync.receiver import PeerReceiver
 
-__all__ = ["Link", "HeldCatchups"]
+__all__ = ["Link", "HeldCatchups", "refusal"]
+
+
+def refusal(config: SyncConfig, receivers: Mapping[str, PeerReceiver],
+            msg: Hello) -> str | None:
+    """Return why ``msg`` is refused (version, cluster, own id, a reset log), or None."""
+    c = config
+    if msg.version != PROTOCOL_VERSION:
+        return (f"protocol version {msg.version} is not supported: {c.replica!r} speaks "
+                f"version {PROTOCOL_VERSION}")
+    if msg.cluster != c.cluster:
+        return f"replica {msg.replica!r} is in cluster {msg.cluster!r}, not {c.cluster!r}"
+    if msg.replica == c.replica:
+        return f"replica id {msg.replica!r} is this replica's own id"
+    rx = receivers.get(msg.replica)
+    if rx is not None and rx.mark > msg.last_seq:
+        return (f"replica {msg.replica!r} says its log ends at {msg.last_seq} but "
+                f"{c.replica!r} holds it up to {rx.mark}: a replica that lost its data "
+                f"must rejoin under a new id")
+    return None
 
 
 @dataclass(slots=True)

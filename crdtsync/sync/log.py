@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 from crdtsync.codec import decode_group, encode_group
@@ -200,18 +200,27 @@ class DeltaLog:
         self.last_seq = seq
 
     def collect(self, start: int, peer: str, max_bytes: int, stop: int | None = None,
-                holds: Mapping[str, int] | None = None) -> tuple[int, Group]:
+                holds: Mapping[str, int] | None = None, *, expect: Container[str] = (),
+                after: int = 0,
+                needs: list[tuple[int, str, int]] | None = None) -> tuple[int, Group]:
         """Return ``(end, group)``: the join of entries ``start..end`` the peer lacks.
 
         Entries from ``peer`` are skipped, never sent back to it (BP, Enes et al. §V), and
         so are entries from another origin that ``peer`` already holds: ``holds`` maps an
         origin to the seq up to which the peer holds that origin's log, and an entry whose
-        ``upto`` is at most that is covered. The interval still covers the entries skipped
-        so the peer's cursor passes them. ``end`` grows until the joined entries would
-        exceed ``max_bytes`` (at least one entry is taken), or to ``stop``.
+        ``upto`` is at most that is covered. An entry with a known ``upto`` from an origin
+        in ``expect`` (the peer is expected to get it from there), above seq ``after``, is
+        skipped too, and ``needs`` (given) gets ``(seq, origin, upto)`` for it: the peer's
+        mark passes ``seq - 1`` once it holds that much (a run of such entries from one
+        origin with nothing sent between them is one item: its first seq, their highest
+        ``upto``). The interval still covers
+        the entries skipped so the peer's cursor passes them. ``end`` grows until the
+        joined entries would exceed ``max_bytes`` (at least one entry is taken), or to
+        ``stop``.
         """
         groups: list[Group] = []  # the groups of the entries taken, oldest first
         size = 0
+        run = False  # the last entry seen was left out for ``needs``
         end = self.last_seq if stop is None else stop
         seqs, entries = self.seqs, self.entries
         for i in range(bisect_left(seqs, start), len(seqs)):
@@ -224,9 +233,20 @@ class DeltaLog:
             if origin is not None:
                 if origin == peer:
                     continue
-                if holds and entry.upto is not None and holds.get(origin, 0) >= entry.upto:
+                upto = entry.upto
+                if upto is not None and holds and holds.get(origin, 0) >= upto:
                     self.left_out += 1
                     continue
+                if upto is not None and needs is not None and seq > after and origin in expect:
+                    if run and needs[-1][1] == origin:
+                        if upto > needs[-1][2]:
+                            needs[-1] = (needs[-1][0], origin, upto)
+                    else:
+                        needs.append((seq, origin, upto))
+                    run = True
+                    self.left_out += 1
+                    continue
+            run = False
             size += entry.size
             groups.append(self._group_of(seq, entry))
         if len(groups) <= 1:  # one entry (the usual case): its group as it is

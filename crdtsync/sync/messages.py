@@ -44,6 +44,7 @@ __all__ = [
     "States",
     "Message",
     "Marks",
+    "Gates",
 ]
 
 PROTOCOL_VERSION = 3
@@ -54,8 +55,13 @@ PROTOCOL_VERSION = 3
 stores"); version 1 peers can read neither.
 3 (session 8): ``accept`` and ``ack`` may carry ``marks``, the sender's durable marks of
 other peers' logs, so a replica leaves out of what it forwards to a peer what that peer
-already holds from the origin (docs/protocol.md, "Relayed marks"); version 2 peers refuse
-the field."""
+already holds from the origin; a ``delta`` may leave out what the peer will get from the
+origin, with ``needs`` (a ``nack`` names the origins it does not get); catch-up ``states``
+may carry a ``bound`` (docs/protocol.md, "Relayed marks"); version 2 peers refuse all of
+these."""
+
+Gates: TypeAlias = tuple[tuple[int, str, int], ...]
+"""``((seq, origin, upto), ...)``, strictly increasing seqs: a Delta's ``needs``."""
 
 Marks: TypeAlias = tuple[tuple[str, int], ...]
 """``((replica, seq), ...)`` sorted by replica: "I hold ``replica``'s log durably up to
@@ -94,11 +100,19 @@ class Refuse:
 
 @dataclass(frozen=True, slots=True)
 class Delta:
-    """The join of the sender's log entries ``start..end`` (minus those the receiver sent)."""
+    """The join of the sender's log entries ``start..end`` (minus those the receiver sent).
+
+    ``needs``: entries from other origins were left out because the receiver is expected to
+    get them from their origin: ``(seq, origin, upto)``, in seq order, says the entries
+    from ``seq`` on include some the receiver holds only once it holds ``origin``'s log up
+    to ``upto``. The receiver joins the group at once, but its mark of my log passes
+    ``seq - 1`` only then (see :data:`Gates`); it nacks (``Nack.needs``) what it cannot get.
+    """
 
     start: int
     end: int
     group: Group
+    needs: Gates = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +129,14 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class Nack:
-    """A Delta skipped entries: the receiver holds up to ``have``; resend from ``have + 1``."""
+    """A Delta skipped entries: the receiver holds up to ``have``; resend from ``have + 1``.
+
+    ``needs``: the interval's ``needs`` named these origins, and the receiver does not get
+    their logs (far enough): resend without leaving their entries out.
+    """
 
     have: int
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

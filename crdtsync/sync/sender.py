@@ -40,7 +40,8 @@ class PeerSender:
     """Decide what of my log goes to one peer, and when."""
 
     __slots__ = ("peer", "follower", "connected", "acked", "sent", "inflight", "progress_at",
-                 "catchup", "cid", "nack", "holds", "_log", "_host", "_config")
+                 "catchup", "cid", "nack", "holds", "doubted", "full_upto", "_log", "_host",
+                 "_config")
 
     def __init__(self, peer: str, log: DeltaLog, host: SyncHost, config: SyncConfig, *,
                  acked: int) -> None:
@@ -58,6 +59,11 @@ class PeerSender:
         # entries up to there are left out of what I send it. Marks only grow, so this
         # stays true across links and restarts of the peer.
         self.holds: dict[str, int] = {}
+        # Entries of other origins are left out on the expectation that the peer gets them
+        # from their origin (the Delta's ``needs``), unless it said it does not: origin ->
+        # what it held of that origin then; expected again once it says it holds more.
+        self.doubted: dict[str, int] = {}
+        self.full_upto = 0  # what is sent again after a stall goes whole, up to here
         self._log = log
         self._host = host
         self._config = config
@@ -68,6 +74,11 @@ class PeerSender:
         for origin, seq in marks:
             if seq > holds.get(origin, 0):
                 holds[origin] = seq
+
+    def __contains__(self, origin: object) -> bool:
+        """Is the peer expected to get ``origin``'s log from it (see :attr:`doubted`)?"""
+        doubt = self.doubted.get(origin)  # type: ignore[call-overload]
+        return doubt is None or self.holds.get(origin, 0) > doubt  # type: ignore[call-overload]
 
     def attach(self, have: int, now: float) -> list[Message]:
         """Start sending on a new link; the peer holds my log up to ``have`` (exactly)."""
@@ -110,13 +121,15 @@ class PeerSender:
             return self._start_catchup(now)
         out: list[Message] = []
         while self.sent < log.last_seq and len(self.inflight) < self._config.window:
+            needs: list[tuple[int, str, int]] = []
             try:
                 end, group = log.collect(self.sent + 1, self.peer,
-                                         self._config.max_message_bytes, holds=self.holds)
+                                         self._config.max_message_bytes, holds=self.holds,
+                                         expect=self, after=self.full_upto, needs=needs)
             except CorruptEntry as exc:  # cannot be served: the peers catch up from state
                 log.drop_corrupt(exc)
                 return self._start_catchup(now)  # (what is in ``out`` is not sent)
-            if not group and not force:
+            if not group and not force and not needs:
                 # Only entries the peer has (its own, BP, or covered by its marks): say so
                 # at once, outside the window, so its ack lets the log trim them. A lost
                 # one shows as a gap at the next Delta, or is sent again by tick() once
@@ -128,7 +141,7 @@ class PeerSender:
                 continue
             if not self.inflight:
                 self.progress_at = now
-            out.append(Delta(self.sent + 1, end, group))
+            out.append(Delta(self.sent + 1, end, group, tuple(needs)))
             self.sent = end
             self.inflight.append(end)
         return out
@@ -150,14 +163,21 @@ class PeerSender:
             self.sent = upto
         return self.flush(now, force=False)
 
-    def on_nack(self, have: int, now: float) -> list[Message]:
-        """The peer found a gap: it holds up to ``have``; go back there (Almeida et al. Alg. 2)."""
+    def on_nack(self, have: int, now: float, needs: tuple[str, ...] = ()) -> list[Message]:
+        """The peer found a gap: it holds up to ``have``; go back there (Almeida et al. Alg. 2).
+
+        ``needs``: it dropped an interval that left out entries of these origins, as it
+        does not get their logs: they go whole to it from now on, until it says it holds
+        more of them.
+        """
         if have > self._log.last_seq:
             raise PeerError(f"peer {self.peer!r} nacked at seq {have} beyond my last seq "
                             f"{self._log.last_seq}")
+        for origin in needs:
+            self.doubted[origin] = self.holds.get(origin, 0)
         if self.catchup is not None or not self.acked <= have < self.sent:
             return []  # stale: from before a catch-up, a retransmission or an ack
-        if self.nack is not None and self.nack[0] == have and (
+        if not needs and self.nack is not None and self.nack[0] == have and (
                 now - self.nack[1] < self._config.retransmit_after):
             return []  # reordering makes one gap nacked by several intervals: resend once
         self.nack = (have, now)
@@ -174,6 +194,7 @@ class PeerSender:
         if self.catchup is not None:
             return self._start_catchup(now) if stalled else []
         if (self.inflight or self.acked < self.sent) and stalled:
+            self.full_upto = max(self.full_upto, self.sent)  # whole, in case needs held it
             self.sent = self.acked  # unacked intervals (in the window or not) go again
             self.inflight = []
         return self.flush(now, force=True)

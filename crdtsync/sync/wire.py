@@ -70,6 +70,8 @@ MAX_BUCKETS = 4096
 MAX_REASON_LEN = 1024
 MAX_MARKS = 4096
 """Most marks an accept or ack may carry (one per peer of the sender)."""
+MAX_GATES = 1 << 16
+"""Most needs a delta may carry (at most one per log entry it covers)."""
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -157,6 +159,29 @@ def _marks(x: Any) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(out))
 
 
+def _origins(x: Any) -> tuple[str, ...]:
+    if not isinstance(x, list):
+        raise TypeError("expected a list of replica ids")
+    if not 0 < len(x) <= MAX_MARKS or len(set(x)) != len(x):
+        raise ValueError(f"expected 1 to {MAX_MARKS} distinct replica ids")
+    return tuple(sorted(check_replica(r) for r in x))
+
+
+def _gates(x: Any) -> tuple[tuple[int, str, int], ...]:
+    if not isinstance(x, list):
+        raise TypeError("expected a list of [seq, replica, upto]")
+    if not 0 < len(x) <= MAX_GATES:
+        raise ValueError(f"expected 1 to {MAX_GATES} needs (omit the field when there are none)")
+    out = []
+    for item in x:
+        if not isinstance(item, list) or len(item) != 3:
+            raise ValueError(f"expected [seq, replica, upto], got {item!r:.60}")
+        out.append((_seq(item[0]), check_replica(item[1]), _seq(item[2])))
+    if any(a[0] >= b[0] for a, b in zip(out, out[1:], strict=False)):
+        raise ValueError("needs must be in strictly increasing seq order")
+    return tuple(out)
+
+
 def _same(x: Any) -> Any:
     return x
 
@@ -171,6 +196,8 @@ _KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "pairs": (lambda ps: [list(p) for p in ps], _pairs),
     "group": (group_json, group_from_json),
     "marks": (dict, _marks),
+    "origins": (list, _origins),
+    "gates": (lambda gs: [list(g) for g in gs], _gates),
 }
 
 _SCHEMA: dict[str, tuple[type[Any], dict[str, str]]] = {
@@ -178,16 +205,17 @@ _SCHEMA: dict[str, tuple[type[Any], dict[str, str]]] = {
                       "follower": "bool", "last_seq": "int"}),
     "accept": (Accept, {"have": "int", "marks": "marks"}),
     "refuse": (Refuse, {"reason": "str"}),
-    "delta": (Delta, {"start": "int", "end": "int", "group": "group"}),
+    "delta": (Delta, {"start": "int", "end": "int", "group": "group", "needs": "gates"}),
     "ack": (Ack, {"upto": "int", "marks": "marks"}),
-    "nack": (Nack, {"have": "int"}),
+    "nack": (Nack, {"have": "int", "needs": "origins"}),
     "buckets": (BucketDigests, {"cid": "int", "upto": "int", "hashes": "hashes"}),
     "keys": (KeyDigests, {"cid": "int", "part": "int", "parts": "int",
                           "buckets": "ints", "digests": "pairs"}),
     "states": (States, {"cid": "int", "upto": "int", "part": "int", "parts": "int",
                         "group": "group", "bound": "seq"}),
 }
-_OPTIONAL = frozenset({("accept", "marks"), ("ack", "marks"), ("states", "bound")})
+_OPTIONAL = frozenset({("accept", "marks"), ("ack", "marks"), ("states", "bound"),
+                       ("delta", "needs"), ("nack", "needs")})
 """Fields left out of the JSON when empty (their default); absent, they decode as empty."""
 _TAG_OF: dict[type[Any], str] = {cls: tag for tag, (cls, _) in _SCHEMA.items()}
 
@@ -247,6 +275,9 @@ def _check(msg: Any) -> Any:
     """Check the invariants that tie fields together."""
     if isinstance(msg, Delta) and not 1 <= msg.start <= msg.end:
         raise DecodeError(f"delta interval [{msg.start}, {msg.end}] is not 1 <= start <= end")
+    if isinstance(msg, Delta) and msg.needs and not (
+            msg.start <= msg.needs[0][0] and msg.needs[-1][0] <= msg.end):
+        raise DecodeError(f"delta.needs: seqs outside the interval [{msg.start}, {msg.end}]")
     if isinstance(msg, (KeyDigests, States)) and not msg.part < msg.parts:
         raise DecodeError(f"part {msg.part} of {msg.parts} is out of range")
     if isinstance(msg, Hello) and not 0 < len(msg.replica) <= MAX_REPLICA_LEN:

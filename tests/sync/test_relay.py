@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from crdtsync.group import Group
-from crdtsync.sync import Accept, Ack, Apply, Delta, Send
+from crdtsync.sync import Accept, Ack, Apply, Delta, Nack, Send
 from crdtsync.sync.log import DeltaLog
 from crdtsync.types import GCounter
 from tests.sync.sim import Cluster
@@ -128,19 +128,45 @@ def test_a_write_the_peer_holds_from_its_origin_is_not_forwarded_to_it() -> None
     c.check()
 
 
-def test_a_write_the_peer_lacks_is_still_forwarded() -> None:
+def test_a_write_the_peer_does_not_get_from_its_origin_comes_whole_after_a_wait() -> None:
+    """r2 knows r0 but is cut from it: r1 first leaves r0's write out (its entry 1 needs
+    r0's log up to 1); r2 holds its mark of r1 back, and after half of retransmit_after
+    nacks naming r0; r1 sends it again whole, and leaves r0's entries out for r2 no more."""
     c = mesh()
     cut(c, "r1", "r2")
-    cut(c, "r0", "r2")  # r2 never hears from r0: it must get r0's write through r1
+    cut(c, "r0", "r2")  # r2 does not hear from r0: it must get r0's write through r1
     inc(c, "r0", "g0", by=5)
     c.pump()
     sent = sent_log(c)
     c.cut = {frozenset(("r0", "r2"))}
     c.connect_all()
     c.pump()
-    forwarded = [m for w, m in sent if w == "r1>r2" and isinstance(m, Delta)]
-    assert [sorted(m.group) for m in forwarded] == [["g0"]]
+    first = [m for w, m in sent if w == "r1>r2" and isinstance(m, Delta)]
+    assert [(m.needs, sorted(m.group)) for m in first] == [(((1, "r0", 1),), [])]
+    assert "g0" not in c.hosts["r2"].durable and "r1" not in c.hosts["r2"].dmarks
+    c.now += 0.5
+    c.tick("r2")
+    assert [m for w, m in sent if w == "r2>r1" and isinstance(m, Nack)] == [Nack(0, ("r0",))]
+    c.pump()
+    again = [m for w, m in sent if w == "r1>r2" and isinstance(m, Delta)][1:]
+    assert [(m.needs, sorted(m.group)) for m in again] == [((), ["g0"])]
     assert c.hosts["r2"].durable["g0"].value == 5
+    inc(c, "r0", "g0")  # r2 still does not hear from r0: it gets r0's next one whole
+    c.pump()
+    assert c.hosts["r2"].durable["g0"].value == 6
+
+
+def test_a_write_from_an_origin_the_peer_does_not_know_is_nacked_at_once() -> None:
+    c = Cluster(random.Random(0), n=3, topology="star", retransmit_after=1.0)
+    c.pump()
+    hub = next(r for r in c.hosts if len(c.hosts[r].config.peers) == 2)
+    a, b = sorted(set(c.hosts) - {hub})
+    sent = sent_log(c)
+    inc(c, a, "g0", by=3)
+    c.pump()  # b never heard of a: the hub's interval that needs a is nacked, then whole
+    nacks = [m for w, m in sent if w == f"{b}>{hub}" and isinstance(m, Nack)]
+    assert nacks == [Nack(0, (a,))]
+    assert c.hosts[b].durable["g0"].value == 3
 
 
 def test_marks_learned_on_acks_leave_out_later_forwards() -> None:
@@ -156,5 +182,32 @@ def test_marks_learned_on_acks_leave_out_later_forwards() -> None:
     with_r0_keys = [m for m in from_r1 if any(k != "g9" for k in m.group)]
     assert len(with_r0_keys) < len(from_r1) // 2
     assert c.hosts["r1"].engine.log_stats()["left_out"] > 0
+    c.settle()
+    c.check()
+
+
+def test_a_region_back_from_a_cut_gets_each_write_once_and_its_marks_ratchet_up() -> None:
+    """r2 was cut off while r0 and r1 wrote in turn (each logging the other's writes to
+    forward them). On heal each sends r2 only its own writes, the other's left out with a
+    need; r2's marks of r0 and r1 move up in turn (each need opened by the other's mark),
+    with no nack and no timeout."""
+    c = mesh()
+    cut(c, "r0", "r2")
+    cut(c, "r1", "r2")
+    for i in range(6):
+        inc(c, "r0", f"g{i}")  # r0's keys
+        c.pump()
+        inc(c, "r1", f"c{i}")  # r1's keys
+        c.pump()
+    sent = sent_log(c)
+    c.heal()
+    c.pump()  # no tick: nothing times out
+    keys = {w: {k for m in ms for k in m.group} for w in ("r0>r2", "r1>r2")
+            for ms in [[m for ww, m in sent if ww == w and isinstance(m, Delta)]]}
+    assert keys == {"r0>r2": {f"g{i}" for i in range(6)}, "r1>r2": {f"c{i}" for i in range(6)}}
+    assert not [m for w, m in sent if w.startswith("r2>") and isinstance(m, Nack)]
+    r2 = c.hosts["r2"]
+    assert r2.dmarks == {"r0": c.hosts["r0"].dlast, "r1": c.hosts["r1"].dlast}
+    c.check_invariants()  # each mark holds what it promises
     c.settle()
     c.check()
