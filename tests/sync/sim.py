@@ -76,7 +76,14 @@ class Cluster:
         self.oracle: dict[str, Crdt] = {}
         self.messages = 0
         self.bytes = 0
+        self.sends: list[tuple[str, str, Any]] | None = None  # see record()
         self.connect_all()
+
+    def record(self) -> list[tuple[str, str, Any]]:
+        """Record every message sent from now on, as (sender, receiver, message)."""
+        if self.sends is None:
+            self.sends = []
+        return self.sends
 
     # -- links ------------------------------------------------------------------------------
 
@@ -112,6 +119,8 @@ class Cluster:
                 if ends is None:
                     continue
                 dst = ends[1] if ends[0] == rid else ends[0]
+                if self.sends is not None:
+                    self.sends.append((rid, dst, out.message))
                 payload: Any = encode_message(out.message)
                 self.messages += 1
                 self.bytes += len(payload)

@@ -237,16 +237,7 @@ def _new_third(nkeys: int) -> tuple[Cluster, list]:
         c.pump()
     for rid in ("r0", "r1"):
         c.tick(rid)
-    sent: list = []
-    original = c.run
-
-    def run(rid: str, outputs: list) -> None:
-        for o in outputs:
-            if isinstance(o, Send) and (ends := c.links.get(o.link)) is not None:
-                sent.append((rid, ends[1] if ends[0] == rid else ends[0], o.message))
-        original(rid, outputs)
-
-    c.run = run  # type: ignore[method-assign]
+    sent = c.record()
     c.heal()
     return c, sent
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from crdtsync.group import Group
-from crdtsync.sync import Accept, Ack, Apply, Delta, Nack, Send
+from crdtsync.sync import Accept, Ack, Apply, Delta, Nack
 from crdtsync.sync.log import DeltaLog
 from crdtsync.types import GCounter
 from tests.sync.sim import Cluster
@@ -25,19 +25,14 @@ def mesh(**knobs: object) -> Cluster:
     return c
 
 
-def sent_log(c: Cluster) -> list[tuple[str, object]]:
-    """Record every message sent from now on, as ("sender>receiver", message)."""
-    sent: list[tuple[str, object]] = []
-    original = c.run
+def sent_log(c: Cluster) -> list[tuple[str, str, object]]:
+    """Record every message sent from now on (Cluster.record)."""
+    return c.record()
 
-    def run(rid: str, outputs: list) -> None:  # type: ignore[type-arg]
-        for o in outputs:
-            if isinstance(o, Send) and (ends := c.links.get(o.link)) is not None:
-                sent.append((f"{rid}>{ends[1] if ends[0] == rid else ends[0]}", o.message))
-        original(rid, outputs)
 
-    c.run = run  # type: ignore[method-assign]
-    return sent
+def pairs(sent: list[tuple[str, str, object]]) -> list[tuple[str, object]]:
+    """The messages recorded, as ("sender>receiver", message)."""
+    return [(f"{a}>{b}", m) for a, b, m in sent]
 
 
 def cut(c: Cluster, a: str, b: str) -> None:
@@ -89,16 +84,16 @@ def test_accept_tells_every_mark_and_acks_only_those_that_moved() -> None:
     inc(c, "r0", "g0")
     c.pump()
     # r1 acks r0's write to r0, and r2's forward of it to r2, telling r2 its mark of r0
-    assert [m for w, m in sent if w == "r1>r0" and isinstance(m, Ack)] == [Ack(1)]
-    assert (("r0", 1),) in [m.marks for w, m in sent if w == "r1>r2" and isinstance(m, Ack)]
+    assert [m for w, m in pairs(sent) if w == "r1>r0" and isinstance(m, Ack)] == [Ack(1)]
+    assert (("r0", 1),) in [m.marks for w, m in pairs(sent) if w == "r1>r2" and isinstance(m, Ack)]
     for _ in range(3):
         inc(c, "r2", "g2")
         c.pump()
         seq = c.hosts["r2"].dlast
         # r1's mark of r2 moved: r0 is told, r2 is not told of itself
-        assert Ack(seq, (("r2", seq),)) in [m for w, m in sent if w == "r1>r0"]
+        assert Ack(seq, (("r2", seq),)) in [m for w, m in pairs(sent) if w == "r1>r0"]
     told: dict[str, list[int]] = {}
-    for w, m in sent:
+    for w, m in pairs(sent):
         if w == "r1>r2" and isinstance(m, Ack):
             for origin, mark in m.marks:
                 told.setdefault(origin, []).append(mark)
@@ -109,7 +104,7 @@ def test_accept_tells_every_mark_and_acks_only_those_that_moved() -> None:
     c.pump()
     # a new link is told every mark, moved or not: r1 holds r2's log and r0's
     marks = c.hosts["r1"].dmarks
-    assert [m for w, m in sent if w == "r1>r2" and isinstance(m, Accept)] == [
+    assert [m for w, m in pairs(sent) if w == "r1>r2" and isinstance(m, Accept)] == [
         Accept(marks["r2"], (("r0", marks["r0"]),))]
 
 
@@ -122,7 +117,7 @@ def test_a_write_the_peer_holds_from_its_origin_is_not_forwarded_to_it() -> None
     sent = sent_log(c)
     c.heal()
     c.pump()
-    forwarded = [m for w, m in sent if w in ("r1>r2", "r2>r1") and isinstance(m, Delta)]
+    forwarded = [m for w, m in pairs(sent) if w in ("r1>r2", "r2>r1") and isinstance(m, Delta)]
     assert forwarded and all(not m.group for m in forwarded)
     c.settle()
     c.check()
@@ -141,14 +136,14 @@ def test_a_write_the_peer_does_not_get_from_its_origin_comes_whole_after_a_wait(
     c.cut = {frozenset(("r0", "r2"))}
     c.connect_all()
     c.pump()
-    first = [m for w, m in sent if w == "r1>r2" and isinstance(m, Delta)]
+    first = [m for w, m in pairs(sent) if w == "r1>r2" and isinstance(m, Delta)]
     assert [(m.needs, sorted(m.group)) for m in first] == [(((1, "r0", 1),), [])]
     assert "g0" not in c.hosts["r2"].durable and "r1" not in c.hosts["r2"].dmarks
     c.now += 0.5
     c.tick("r2")
-    assert [m for w, m in sent if w == "r2>r1" and isinstance(m, Nack)] == [Nack(0, ("r0",))]
+    assert [m for w, m in pairs(sent) if w == "r2>r1" and isinstance(m, Nack)] == [Nack(0, ("r0",))]
     c.pump()
-    again = [m for w, m in sent if w == "r1>r2" and isinstance(m, Delta)][1:]
+    again = [m for w, m in pairs(sent) if w == "r1>r2" and isinstance(m, Delta)][1:]
     assert [(m.needs, sorted(m.group)) for m in again] == [((), ["g0"])]
     assert c.hosts["r2"].durable["g0"].value == 5
     inc(c, "r0", "g0")  # r2 still does not hear from r0: it gets r0's next one whole
@@ -164,7 +159,7 @@ def test_a_write_from_an_origin_the_peer_does_not_know_is_nacked_at_once() -> No
     sent = sent_log(c)
     inc(c, a, "g0", by=3)
     c.pump()  # b never heard of a: the hub's interval that needs a is nacked, then whole
-    nacks = [m for w, m in sent if w == f"{b}>{hub}" and isinstance(m, Nack)]
+    nacks = [m for w, m in pairs(sent) if w == f"{b}>{hub}" and isinstance(m, Nack)]
     assert nacks == [Nack(0, (a,))]
     assert c.hosts[b].durable["g0"].value == 3
 
@@ -178,7 +173,7 @@ def test_marks_learned_on_acks_leave_out_later_forwards() -> None:
         inc(c, "r0", f"g{i % 3}")
         inc(c, "r1", "g9")
         c.pump()
-    from_r1 = [m for w, m in sent if w == "r1>r2" and isinstance(m, Delta)]
+    from_r1 = [m for w, m in pairs(sent) if w == "r1>r2" and isinstance(m, Delta)]
     with_r0_keys = [m for m in from_r1 if any(k != "g9" for k in m.group)]
     assert len(with_r0_keys) < len(from_r1) // 2
     assert c.hosts["r1"].engine.log_stats()["left_out"] > 0
@@ -203,9 +198,9 @@ def test_a_region_back_from_a_cut_gets_each_write_once_and_its_marks_ratchet_up(
     c.heal()
     c.pump()  # no tick: nothing times out
     keys = {w: {k for m in ms for k in m.group} for w in ("r0>r2", "r1>r2")
-            for ms in [[m for ww, m in sent if ww == w and isinstance(m, Delta)]]}
+            for ms in [[m for ww, m in pairs(sent) if ww == w and isinstance(m, Delta)]]}
     assert keys == {"r0>r2": {f"g{i}" for i in range(6)}, "r1>r2": {f"c{i}" for i in range(6)}}
-    assert not [m for w, m in sent if w.startswith("r2>") and isinstance(m, Nack)]
+    assert not [m for w, m in pairs(sent) if w.startswith("r2>") and isinstance(m, Nack)]
     r2 = c.hosts["r2"]
     assert r2.dmarks == {"r0": c.hosts["r0"].dlast, "r1": c.hosts["r1"].dlast}
     c.check_invariants()  # each mark holds what it promises
