@@ -78,6 +78,8 @@ class SyncEngine:
             if type(mark) is not int or mark < 0:
                 raise LocalError(f"mark of peer {peer!r} must be a non-negative int")
             self._rx[peer] = PeerReceiver(peer, mark)
+        for peer in config.peers:  # known peers: a delta may need what they will send
+            self._rx.setdefault(peer, PeerReceiver(peer, 0))
         self._tx: dict[str, PeerSender] = {}
         if not config.follower:
             for peer in sorted(config.peers):
