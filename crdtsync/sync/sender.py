@@ -112,7 +112,9 @@ class PeerSender:
         A range made only of entries the peer has (nothing to send) leaves at once as
         an empty interval outside the window, so the peer's cursor, and so trimming, moves
         on without holding back the next interval; ``force`` (from :meth:`tick`) sends it
-        inside the window, retransmitted like any interval.
+        inside the window, retransmitted like any interval. Entries of other origins that
+        the peer is expected to get from them (see :meth:`__contains__`) are left out too,
+        with ``needs``; such an interval goes inside the window even if it is empty.
         """
         log = self._log
         if not self.connected or self.catchup is not None or self.sent >= log.last_seq:
