@@ -237,7 +237,6 @@ class SyncEngine:
         c = self._config
         return Hello(PROTOCOL_VERSION, c.cluster, c.replica, c.follower, self._log.last_seq)
 
-
     def _release(self, now: float) -> list[Output]:
         """Answer the catch-up requests held back that may go now (see HeldCatchups)."""
         return [o for peer, link, msg in self._held.release(self._rx, now)
