@@ -299,7 +299,6 @@ class DeltaLog:
         return upto
 
 
-
 def _kept(blob: Any) -> bytes:
     """Return an exact-size copy of ``blob`` to keep (bytes made by orjson hold on to their
     whole output buffer: a 10 KB group kept 0.26 MB)."""
