@@ -137,6 +137,8 @@ class ReplicaServer:
 
     def _metrics_response(self, conn: ServerConnection) -> Response:
         self.metrics.keys.set(len(self.replica))
+        if self.sync is not None:
+            self.metrics.entries_left_out.set(self.sync.engine.log_stats()["left_out"])
         resp = conn.respond(HTTPStatus.OK, self.metrics.render().decode())
         resp.headers["Content-Type"] = "text/plain; version=0.0.4"
         return resp

@@ -54,6 +54,12 @@ class Metrics:
             "crdtsync_rejected", "rejected messages by reason", ["reason"], registry=r
         )
         self.keys = Gauge("crdtsync_keys", "keys in the keyspace", registry=r)
+        self.entries_left_out = Gauge(
+            "crdtsync_sync_entries_left_out",
+            "delta-log entries not sent to a peer because it holds them, or gets them, from "
+            "their origin (since the server started)",
+            registry=r,
+        )
 
     def write(self, kind: str) -> None:
         """Count one client write of ``kind``."""

@@ -62,6 +62,7 @@ def test_client_api_health_metrics_shutdown_backup(tmp_path: Path) -> None:
         assert 'crdtsync_writes_total{type="counter"} 3.0' in metrics
         assert 'crdtsync_rejected_total{reason="client_type_mismatch"}' in metrics
         assert "crdtsync_commit_seconds_bucket" in metrics
+        assert "crdtsync_sync_entries_left_out 0.0" in metrics  # no peers: nothing to forward
         status = _cli("status", srv.url)
         assert status.returncode == 0 and "replica us" in status.stdout
         backup = tmp_path / "snap.db"
