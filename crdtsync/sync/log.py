@@ -213,10 +213,9 @@ class DeltaLog:
         skipped too, and ``needs`` (given) gets ``(seq, origin, upto)`` for it: the peer's
         mark passes ``seq - 1`` once it holds that much (a run of such entries from one
         origin with nothing sent between them is one item: its first seq, their highest
-        ``upto``). The interval still covers
-        the entries skipped so the peer's cursor passes them. ``end`` grows until the
-        joined entries would exceed ``max_bytes`` (at least one entry is taken), or to
-        ``stop``.
+        ``upto``). The interval still covers the entries skipped so the peer's cursor passes
+        them. ``end`` grows until the joined entries would exceed ``max_bytes`` (at least one
+        entry is taken), or to ``stop``.
         """
         groups: list[Group] = []  # the groups of the entries taken, oldest first
         size = 0

@@ -51,8 +51,8 @@ class PeerReceiver:
         self.catchup: _Incoming | None = None
         self.link: Hashable | None = None  # where the data came from: acks go back there
 
-    def on_delta(self, msg: Delta, now: float = 0.0,
-                 others: Mapping[str, PeerReceiver] | None = None) -> list[Message | Apply]:
+    def on_delta(self, msg: Delta, now: float,
+                 others: Mapping[str, PeerReceiver]) -> list[Message | Apply]:
         """Join an interval that continues what is here; re-ack a duplicate; nack a gap.
 
         An interval's ``needs`` hold its mark back (:meth:`advance`) until ``others`` (the
@@ -65,7 +65,6 @@ class PeerReceiver:
         if msg.start > expect + 1:
             return [Nack(expect)]
         if msg.needs:
-            others = others or {}
             unknown = tuple(sorted({o for _, o, _ in msg.needs if o not in others}))
             if unknown:
                 return [Nack(expect, unknown)]
@@ -74,7 +73,7 @@ class PeerReceiver:
             self.gates += [g for g in msg.needs if g[0] > expect]
         # Overlapping intervals are fine: entries up to ``expect`` are already joined.
         self.pending = msg.end
-        mark = self._mark(others or {})
+        mark = self._mark(others)
         return [Apply(self.peer, msg.group, mark, bound=msg.end)]
 
     def _mark(self, others: Mapping[str, PeerReceiver]) -> int | None:

@@ -165,7 +165,7 @@ class PeerSender:
             self.sent = upto
         return self.flush(now, force=False)
 
-    def on_nack(self, have: int, now: float, needs: tuple[str, ...] = ()) -> list[Message]:
+    def on_nack(self, have: int, now: float, needs: tuple[str, ...]) -> list[Message]:
         """The peer found a gap: it holds up to ``have``; go back there (Almeida et al. Alg. 2).
 
         ``needs``: it dropped an interval that left out entries of these origins, as it

@@ -151,12 +151,7 @@ def _marks(x: Any) -> tuple[tuple[str, int], ...]:
     if not 0 < len(x) <= MAX_MARKS:
         raise ValueError(f"{len(x)} marks: expected 1 to {MAX_MARKS} (omit the field "
                          f"when there are none)")
-    out = []
-    for replica, seq in x.items():
-        if _int(seq) == 0:
-            raise ValueError(f"mark of {replica!r:.40} is 0 (omit it)")
-        out.append((check_replica(replica), seq))
-    return tuple(sorted(out))
+    return tuple(sorted((check_replica(replica), _seq(seq)) for replica, seq in x.items()))
 
 
 def _origins(x: Any) -> tuple[str, ...]:

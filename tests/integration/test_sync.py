@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,15 @@ async def _write(url: str, n: int, tag: str) -> None:
         assert (await c.request("map.set.add", key="post:1", field="likes", element=tag))["ok"]
 
 
+def _metric(cl: Cluster, i: int, name: str) -> float:
+    """Read one unlabelled metric from server ``i``'s /metrics."""
+    proc = cl.procs[i]
+    assert proc is not None
+    text = urllib.request.urlopen(f"http://127.0.0.1:{proc.port}/metrics").read().decode()
+    [line] = [ln for ln in text.splitlines() if ln.startswith(name + " ")]
+    return float(line.split()[1])
+
+
 def _run(coro: Any) -> None:
     asyncio.run(asyncio.wait_for(coro, 120))
 
@@ -139,6 +149,10 @@ def test_cut_region_heals_and_converges(tmp_path: Path) -> None:
             cl.isolate(0, cut=False)
             took = await cl.converge(["c", "s"], [13, ["eu", "us", "us2"]])
             assert took < 20
+            # us came back to eu's and ap's backlogs, each holding the other's writes: each
+            # left those out for us (it gets them from their origin), as /metrics shows
+            left_out = [_metric(cl, i, "crdtsync_sync_entries_left_out") for i in (1, 2)]
+            assert all(n > 0 for n in left_out), left_out
         finally:
             await cl.stop()
 

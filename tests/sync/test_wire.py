@@ -141,7 +141,7 @@ INVALID: dict[str, tuple[bytes, str]] = {
     "nack_needs_twice": (b'{"type":"nack","have":1,"needs":["a","a"]}', "distinct replica ids"),
     "marks_empty": (b'{"type":"ack","upto":1,"marks":{}}', "omit the field"),
     "marks_not_object": (b'{"type":"ack","upto":1,"marks":[["a",1]]}', "ack.marks"),
-    "marks_zero": (b'{"type":"accept","have":1,"marks":{"a":0}}', "is 0"),
+    "marks_zero": (b'{"type":"accept","have":1,"marks":{"a":0}}', "seq >= 1"),
     "marks_negative": (b'{"type":"ack","upto":1,"marks":{"a":-1}}', "out of range"),
     "marks_bool": (b'{"type":"ack","upto":1,"marks":{"a":true}}', "got bool"),
     "marks_long_replica": (b'{"type":"ack","upto":1,"marks":{"' + b"r" * 129 + b'":1}}',
