@@ -16,8 +16,12 @@ mesh costs most. Each of two regions also holds what the other wrote, and offers
   C received, ``bytes_from_c`` what it sent (what it forwards of A's data to B and of B's
   to A, plus its acks), ``bytes`` everything sent by anyone in that phase.
 - Check: all three hold W6's expected counters and sets.
+- ``--restart``: before C comes back, A's and B's engines are rebuilt from their stores
+  (log entries with the bounds they were logged with, marks), as after a restart of both
+  services (a rolling deploy while C is away).
 
-Run: ``python -m bench.heal [--scale S] [--runs N] [--store memory|sqlite-full|sqlite-normal]``.
+Run: ``python -m bench.heal [--scale S] [--runs N] [--store memory|sqlite-full|sqlite-normal]
+[--join | --restart]``.
 Prints one JSON line per run and a table; asserts no time.
 """
 
@@ -34,9 +38,11 @@ from bench.runners import _fields, w6_check
 from bench.syncpump import TICK_SECONDS, Net, Node
 
 
-def heal(kind: StoreKind, scale: float, *, join: bool = False) -> dict[str, Any]:
+def heal(kind: StoreKind, scale: float, *, join: bool = False,
+         restart: bool = False) -> dict[str, Any]:
     """Run the heal workload once; return its figures. ``join``: C is a new region that
-    A and B never saw (their logs trim without it), so both catch it up from state."""
+    A and B never saw (their logs trim without it), so both catch it up from state.
+    ``restart``: A's and B's engines are rebuilt from their stores while C is away."""
     W = workloads()
     work = W.w6(scale)
     exp_counts, exp_sets = W.w6_expected(work)
@@ -53,6 +59,14 @@ def heal(kind: StoreKind, scale: float, *, join: bool = False) -> dict[str, Any]
         if join:
             for node in (na, nb):
                 node.tick()  # trims what both acked
+            net.pump()
+        if restart:
+            net.disconnect(na, nb)
+            for node in (na, nb):
+                node.detach()
+            na, nb = Node(ops[0].replica, net), Node(ops[1].replica, net)
+            nodes = [na, nb, nc]
+            net.connect(na, nb)
             net.pump()
         for node in nodes:
             node.sent_bytes.clear()
@@ -74,7 +88,8 @@ def heal(kind: StoreKind, scale: float, *, join: bool = False) -> dict[str, Any]
         for node in nodes:
             tags.update(node.sent_bytes)
         n_ops = sum(len(o.incs) + len(o.add_set) for o in work)
-        return _fields(n_ops, dt, cpu, check, before, after, mode="join" if join else "heal",
+        mode = "join" if join else "heal after a restart" if restart else "heal"
+        return _fields(n_ops, dt, cpu, check, before, after, mode=mode,
                        bytes=sum(n.bytes_sent for n in nodes),
                        bytes_to_c=nc.received_bytes - received,
                        bytes_from_c=nc.bytes_sent,
@@ -127,13 +142,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--store", choices=sorted(STORES), default="memory")
     ap.add_argument("--out", help="also append the JSON lines to this file")
-    ap.add_argument("--join", action="store_true",
-                    help="C is a new region: A and B catch it up from state")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--join", action="store_true",
+                      help="C is a new region: A and B catch it up from state")
+    mode.add_argument("--restart", action="store_true",
+                      help="A's and B's engines restart from their stores while C is away")
     args = ap.parse_args(argv)
     rows = []
     for run in range(args.runs):
         row = {"bench": "heal", "run": run, "scale": args.scale,
-               **heal(STORES[args.store], args.scale, join=args.join)}
+               **heal(STORES[args.store], args.scale, join=args.join, restart=args.restart)}
         rows.append(row)
         emit(row, args.out)
     print()

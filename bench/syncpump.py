@@ -88,7 +88,7 @@ class Node:
                             max_message_bytes=max(4096, max_frame_bytes // 2),
                             retransmit_after=retransmit_after)
         if log is None:  # as SyncService._load_log: kept encoded
-            log = [(e.seq, e.origin, e.blob) for e in replica.store.log()]
+            log = [(e.seq, e.origin, e.blob, None, e.upto) for e in replica.store.log()]
         self._held: list[Committed] | None = None  # as SyncService._held
         self.engine = SyncEngine(ReplicaHost(replica, self._settle), config, log=log,
                                  marks=marks,
@@ -152,7 +152,7 @@ class Node:
                 reason = self.rules.check(out.group)
                 if reason is not None:
                     raise RuntimeError(f"bench: delta rule rejected a group: {reason}")
-                self.replica.apply_remote(out.group, out.peer, token=out)
+                self.replica.apply_remote(out.group, out.peer, token=out, bound=out.bound)
                 if out.mark is not None:
                     self.replica.set_meta(MARK_PREFIX + out.peer, out.mark)
                 applied = True

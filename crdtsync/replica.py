@@ -63,6 +63,9 @@ class Committed:
     token: Any = None
     blob: bytes | None = None
     """The group as logged (its delta-log blob; None if not logged)."""
+    upto: int | None = None
+    """For a remote entry: the ``bound`` given to :meth:`Replica.apply_remote`, logged
+    with the entry."""
 
     @property
     def size(self) -> int:
@@ -152,7 +155,7 @@ class Replica(CachedHandles, Background):
         # _stamp_assigned), and the column of those stamped since the commit
         self._assigned: dict[str, Any] = {}
         self._own_lww: Column | None = None
-        self._remote: list[tuple[str, Group, Any]] = []
+        self._remote: list[tuple[str, Group, Any, int | None]] = []
         self._pending_ops = 0
         self._batch_no = 1  # the batch local writes go to; those below _durable_no are durable
         self._durable_no = 1
@@ -465,20 +468,25 @@ class Replica(CachedHandles, Background):
     # -- remote deltas ----------------------------------------------------------------------
 
     def apply_remote(self, group: Mapping[str, Crdt], origin: str,
-                     token: Any = None) -> Group:
+                     token: Any = None, *, bound: int | None = None) -> Group:
         """Join a delta group received from ``origin``; return the part that was new here.
 
         The new part is committed with the next commit as a log entry with this origin
         (so it is forwarded to other peers but never back to ``origin``); ``token`` comes
-        back in the :class:`Committed` handed to ``on_commit`` hooks.
+        back in the :class:`Committed` handed to ``on_commit`` hooks. ``bound`` (sync
+        bookkeeping, an int >= 1): the group holds nothing beyond ``origin``'s log up to
+        that seq; it is stored with the log entry (:attr:`LogEntry.upto`) and comes back
+        as :attr:`Committed.upto`.
         """
         if self._closed:
             raise LocalError(f"replica {self.name!r} is closed")
+        if bound is not None and (type(bound) is not int or bound < 1):
+            raise ValueError(f"bound must be None or an int >= 1, got {bound!r}")
         with gc_paused():
             novel = self._join_group(Group.of(group), origin)
         self.stats["remote_deltas"] += 1
         if novel or token is not None:
-            self._remote.append((origin, novel, token))
+            self._remote.append((origin, novel, token, bound))
             if self._wakeup is not None:
                 self._wakeup.set()
         return novel
@@ -619,10 +627,10 @@ class Replica(CachedHandles, Background):
         if local:
             seq += 1
             entries.append(Committed(seq, None, local))
-        for origin, novel, token in remote:
+        for origin, novel, token, bound in remote:
             if novel:
                 seq += 1
-                entries.append(Committed(seq, origin, novel, token))
+                entries.append(Committed(seq, origin, novel, token, upto=bound))
             else:
                 entries.append(Committed(0, origin, novel, token))
         commit, entries = self._build_commit(entries, seq)
@@ -672,7 +680,7 @@ class Replica(CachedHandles, Background):
         for entry in entries:
             if entry.seq:
                 blob = _log_blob(entry.group)
-                commit.log.append(LogEntry(entry.seq, entry.origin, blob))
+                commit.log.append(LogEntry(entry.seq, entry.origin, blob, entry.upto))
                 self._ckpt.logged(entry.group.touched(), len(blob))
                 entry = replace(entry, blob=blob)
             sized.append(entry)
@@ -726,6 +734,6 @@ class Replica(CachedHandles, Background):
                         self._stamped, self._assigned, self._own_lww[0] if self._own_lww
                         else ()):
             keys.update(pending)
-        for _origin, novel, _token in self._remote:
+        for _origin, novel, _token, _bound in self._remote:
             keys.update(novel.touched())
         return keys

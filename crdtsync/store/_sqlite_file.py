@@ -31,8 +31,9 @@ _log = logging.getLogger("crdtsync.store")
 
 APPLICATION_ID = 0x43524454
 """``PRAGMA application_id`` of a crdtsync store ("CRDT"): tells it from other SQLite files."""
-SCHEMA_VERSION = 1
-"""``PRAGMA user_version`` of the schema this module writes and reads."""
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of the schema this module writes and reads. A file of version 1
+(no ``log.upto`` column) is upgraded in place when it is opened (:func:`_upgrade`)."""
 BUSY_TIMEOUT = 5.0
 """Seconds a statement waits for another connection's lock before failing."""
 
@@ -43,7 +44,7 @@ _SCHEMA = (
     "CREATE TABLE kv (key TEXT PRIMARY KEY, tag TEXT NOT NULL, base BLOB)",
     "CREATE TABLE kv_delta (key TEXT NOT NULL, n INTEGER NOT NULL, blob BLOB NOT NULL,"
     " PRIMARY KEY (key, n))",
-    "CREATE TABLE log (seq INTEGER PRIMARY KEY, origin TEXT, blob BLOB NOT NULL)",
+    "CREATE TABLE log (seq INTEGER PRIMARY KEY, origin TEXT, blob BLOB NOT NULL, upto INTEGER)",
     "CREATE TABLE store_info (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     "INSERT INTO store_info (name, value) VALUES ('next_seq', 0)",
     f"PRAGMA application_id = {APPLICATION_ID}",
@@ -54,9 +55,10 @@ _COLUMNS = {
     "meta": ["name", "value"],
     "kv": ["key", "tag", "base"],
     "kv_delta": ["key", "n", "blob"],
-    "log": ["seq", "origin", "blob"],
+    "log": ["seq", "origin", "blob", "upto"],
     "store_info": ["name", "value"],
 }
+_V1_LOG = ["seq", "origin", "blob"]  # version 1: the log had no upto column
 
 
 def describe(exc: sqlite3.Error) -> str:
@@ -124,7 +126,8 @@ def _create(path: str) -> None:
                 remove_quietly(name)
 
 
-def _check_schema(conn: sqlite3.Connection, path: str) -> None:
+def _check_schema(conn: sqlite3.Connection, path: str) -> int:
+    """Check the file's schema; return its version (1, to be upgraded, or the current)."""
     app = conn.execute("PRAGMA application_id").fetchone()[0]
     if app != APPLICATION_ID:
         raise StoreError(
@@ -132,13 +135,15 @@ def _check_schema(conn: sqlite3.Connection, path: str) -> None:
             f"(application_id {app:#x})"
         )
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version != SCHEMA_VERSION:
+    if version not in (1, SCHEMA_VERSION):
         newer = " (written by a newer crdtsync)" if version > SCHEMA_VERSION else ""
         raise StoreError(
             f"store file {path!r} has schema version {version}{newer}; "
-            f"this crdtsync reads version {SCHEMA_VERSION}"
+            f"this crdtsync reads versions 1 and {SCHEMA_VERSION}"
         )
     for table, expected in _COLUMNS.items():
+        if table == "log" and version == 1:
+            expected = _V1_LOG
         columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
         if not columns:
             raise StoreError(f"store file {path!r} is damaged: table {table!r} is missing")
@@ -150,11 +155,31 @@ def _check_schema(conn: sqlite3.Connection, path: str) -> None:
     row = conn.execute("SELECT value FROM store_info WHERE name = 'next_seq'").fetchone()
     if row is None or not isinstance(row[0], int):
         raise StoreError(f"store file {path!r} is damaged: next_seq is missing")
+    return int(version)
 
 
-def _check(conn: sqlite3.Connection, path: str, quick_check: bool) -> None:
-    """Read-only checks: a file that is rejected is never written to."""
-    _check_schema(conn, path)
+def _upgrade(conn: sqlite3.Connection, path: str) -> None:
+    """Upgrade a version-1 file to the current schema, in one transaction.
+
+    Version 2 adds the log's ``upto`` column (NULL for the entries already there: no bound
+    known, as before). ``ALTER TABLE ... ADD COLUMN`` only edits the schema; no row is
+    rewritten. A crdtsync that reads only version 1 then refuses the file, naming its version.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE log ADD COLUMN upto INTEGER")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    _log.info("upgraded store file %s from schema version 1 to %d", path, SCHEMA_VERSION)
+
+
+def _check(conn: sqlite3.Connection, path: str, quick_check: bool) -> int:
+    """Read-only checks: a file that is rejected is never written to. Returns the version."""
+    version = _check_schema(conn, path)
     if quick_check:
         started = time.monotonic()
         rows = conn.execute("PRAGMA quick_check").fetchall()
@@ -163,6 +188,7 @@ def _check(conn: sqlite3.Connection, path: str, quick_check: bool) -> None:
             problems = "; ".join(lines[:3]) + ("; ..." if len(lines) > 3 else "")
             raise StoreError(f"store file {path!r} is damaged (quick_check: {problems})")
         _log.debug("quick_check of %s took %.3f s", path, time.monotonic() - started)
+    return version
 
 
 def _setup(conn: sqlite3.Connection, path: str, synchronous: str) -> None:
@@ -194,9 +220,11 @@ def open_connection(
     except sqlite3.Error as exc:
         raise StoreError(f"store file {path!r} {describe(exc)}") from exc
     try:
-        _check(conn, path, quick_check)
+        version = _check(conn, path, quick_check)
         lock = _filelock.acquire(path)
         _setup(conn, path, synchronous)
+        if version == 1:
+            _upgrade(conn, path)
     except BaseException as exc:
         conn.close()
         _filelock.release(lock)

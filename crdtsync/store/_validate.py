@@ -27,6 +27,7 @@ __all__ = [
     "check_against",
     "as_blob",
     "check_text",
+    "check_upto",
     "json_value",
 ]
 
@@ -112,8 +113,21 @@ def _log(entries: object) -> list[LogEntry]:
         last = seq
         if entry.origin is not None:
             check_text(f"log entry {seq} origin", entry.origin)
-        out.append(LogEntry(seq, entry.origin, as_blob(f"log entry {seq} blob", entry.blob)))
+        out.append(LogEntry(seq, entry.origin, as_blob(f"log entry {seq} blob", entry.blob),
+                            check_upto(seq, entry.origin, entry.upto)))
     return out
+
+
+def check_upto(seq: int, origin: str | None, upto: object) -> int | None:
+    """Return a log entry's ``upto`` if valid: None, or for an entry from a peer an int
+    in ``1 .. MAX_SEQ``; else raise TypeError or ValueError."""
+    if upto is None:
+        return None
+    if origin is None:
+        raise ValueError(f"log entry {seq} is local (origin None) but has upto {upto!r}")
+    if _check_seq(f"log entry {seq} upto", upto) < 1:
+        raise ValueError(f"log entry {seq} upto must be at least 1, got {upto}")
+    return upto  # type: ignore[return-value]
 
 
 def _meta(values: object) -> list[tuple[str, str]]:

@@ -7,8 +7,8 @@ A store holds, for one replica:
 - per-key state as a *base* (the key's full encoded state) plus a chain of *key deltas*
   appended since (so a write to a big set appends its delta instead of rewriting the set;
   the replica folds the chain into a new base when the chain outgrows the base);
-- the *delta log*: numbered entries ``(seq, origin, blob)`` the sync layer ships to peers,
-  trimmed from the front once every peer has them.
+- the *delta log*: numbered entries ``(seq, origin, blob, upto)`` the sync layer ships to
+  peers, trimmed from the front once every peer has them.
 
 ``commit`` applies one :class:`Commit` atomically: after it returns, all of it is durable;
 after a crash mid-commit, none of it is visible. Everything is bytes in, bytes out: the store
@@ -26,11 +26,17 @@ __all__ = ["Commit", "KeyRecord", "LogEntry", "Store"]
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """One delta-log entry: ``origin`` is None for a local batch, else the peer it came from."""
+    """One delta-log entry: ``origin`` is None for a local batch, else the peer it came from.
+
+    ``upto``, for an entry from a peer: that peer's log seq the entry is known to hold
+    nothing beyond (sync bookkeeping: a third peer that holds the origin's log up to
+    ``upto`` need not be sent the entry; see docs/protocol.md, "Relayed marks"), or None.
+    """
 
     seq: int
     origin: str | None
     blob: bytes
+    upto: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,12 @@ text, so what reads back is what SQLiteStore would give (a tuple comes back as a
 Backup file format (:meth:`MemoryStore.backup`, :meth:`MemoryStore.from_file`): one JSON
 document (UTF-8), bytes in standard base64::
 
-    {"format": "crdtsync-memory-store", "version": 1, "next_seq": 8,
+    {"format": "crdtsync-memory-store", "version": 2, "next_seq": 8,
      "meta": {"name": <JSON value>, ...},
      "keys": [[key, tag, base_b64_or_null, [delta_b64, ...]], ...],    # key order
-     "log":  [[seq, origin_or_null, blob_b64], ...]}                   # seq order
+     "log":  [[seq, origin_or_null, blob_b64, upto_or_null], ...]}     # seq order
+
+Version 1 (written before the log kept ``upto``) has 3-item log rows; it still loads.
 """
 
 from __future__ import annotations
@@ -31,15 +33,22 @@ import orjson
 
 from crdtsync.errors import LocalError, StoreError
 from crdtsync.store._files import fsync_file, publish, remove_quietly, temp_beside
-from crdtsync.store._validate import Prepared, check_against, check_text, json_value, prepare
+from crdtsync.store._validate import (
+    Prepared,
+    check_against,
+    check_text,
+    check_upto,
+    json_value,
+    prepare,
+)
 from crdtsync.store.base import Commit, KeyRecord, LogEntry
 
 __all__ = ["MemoryStore", "BACKUP_FORMAT", "BACKUP_VERSION"]
 
 BACKUP_FORMAT = "crdtsync-memory-store"
 """The ``format`` field of a MemoryStore backup file."""
-BACKUP_VERSION = 1
-"""The ``version`` field of the backup files this module writes and reads."""
+BACKUP_VERSION = 2
+"""The ``version`` field of the backup files this module writes (it reads 1 too)."""
 
 _seq = attrgetter("seq")
 
@@ -125,7 +134,7 @@ class MemoryStore:
                 staged.keys[key] = (tag, False, None, [_own(blob)])
 
     def _write_log(self, staged: _Staged, p: Prepared) -> None:
-        staged.log = [LogEntry(e.seq, e.origin, _own(e.blob)) for e in p.log]
+        staged.log = [LogEntry(e.seq, e.origin, _own(e.blob), e.upto) for e in p.log]
 
     def _write_meta(self, staged: _Staged, p: Prepared) -> None:
         staged.meta = p.meta
@@ -244,7 +253,7 @@ class MemoryStore:
                 ]
                 for key, e in sorted(self._keys.items())
             ],
-            "log": [[e.seq, e.origin, _b64(e.blob)] for e in self._log],
+            "log": [[e.seq, e.origin, _b64(e.blob), e.upto] for e in self._log],
         }
 
     @classmethod
@@ -270,8 +279,9 @@ class MemoryStore:
     def _load(self, doc: Any) -> None:
         if not isinstance(doc, dict) or doc.get("format") != BACKUP_FORMAT:
             raise ValueError("not a crdtsync memory store backup")
-        if doc.get("version") != BACKUP_VERSION:
-            raise ValueError(f"format version {doc.get('version')!r}, expected {BACKUP_VERSION}")
+        version = doc.get("version")
+        if version not in (1, BACKUP_VERSION) or type(version) is not int:
+            raise ValueError(f"format version {version!r}, expected 1 or {BACKUP_VERSION}")
         next_seq = doc["next_seq"]
         if not isinstance(next_seq, int) or next_seq < 0:
             raise ValueError(f"bad next_seq {next_seq!r}")
@@ -288,12 +298,14 @@ class MemoryStore:
             chain = [_unb64(d) for d in deltas]
             self._keys[key] = _Key(tag, None if base is None else _unb64(base), chain)
         last = -1
-        for seq, origin, blob in _rows(doc["log"], 3):
+        for row in _rows(doc["log"], 3 if version == 1 else 4):
+            seq, origin, blob = row[:3]
             if not isinstance(seq, int) or not last < seq < next_seq:
                 raise ValueError(f"log seq {seq!r} out of order or not below next_seq")
             if origin is not None:
                 check_text("origin", origin)
-            self._log.append(LogEntry(seq, origin, _unb64(blob)))
+            upto = check_upto(seq, origin, row[3] if version != 1 else None)
+            self._log.append(LogEntry(seq, origin, _unb64(blob), upto))
             last = seq
         self._next_seq = next_seq
 

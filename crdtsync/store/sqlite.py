@@ -1,11 +1,12 @@
 """The embedded default store: one SQLite file in WAL mode, through the stdlib ``sqlite3``.
 
-Schema (``PRAGMA user_version`` 1, ``PRAGMA application_id`` 0x43524454)::
+Schema (``PRAGMA user_version`` 2, ``PRAGMA application_id`` 0x43524454; a version-1 file
+is upgraded in place when opened)::
 
     meta(name TEXT PRIMARY KEY, value TEXT)            -- value: JSON text
     kv(key TEXT PRIMARY KEY, tag TEXT, base BLOB)      -- base NULL: only deltas so far
     kv_delta(key TEXT, n INTEGER, blob BLOB, PRIMARY KEY (key, n))   -- the key's chain
-    log(seq INTEGER PRIMARY KEY, origin TEXT NULL, blob BLOB)
+    log(seq INTEGER PRIMARY KEY, origin TEXT NULL, blob BLOB, upto INTEGER NULL)
     store_info(name TEXT PRIMARY KEY, value INTEGER)   -- 'next_seq': log high-water mark
 
 Every :meth:`SQLiteStore.commit` is one ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction and
@@ -180,8 +181,8 @@ class SQLiteStore:
         if not p.log:
             return
         conn.executemany(
-            "INSERT INTO log (seq, origin, blob) VALUES (?, ?, ?)",
-            [(e.seq, e.origin, e.blob) for e in p.log],
+            "INSERT INTO log (seq, origin, blob, upto) VALUES (?, ?, ?, ?)",
+            [(e.seq, e.origin, e.blob, e.upto) for e in p.log],
         )
         conn.execute(
             "UPDATE store_info SET value = ? WHERE name = 'next_seq'", (p.log[-1].seq + 1,)
@@ -262,8 +263,9 @@ class SQLiteStore:
             raise TypeError(f"start must be int, not {type(start).__name__}")
         gen = self._generation_now()
         bound = min(max(start, 0), _INT64)
-        sql = "SELECT seq, origin, blob FROM log WHERE seq >= ? ORDER BY seq"
-        return (LogEntry(seq, origin, blob) for seq, origin, blob in self._rows(sql, (bound,), gen))
+        sql = "SELECT seq, origin, blob, upto FROM log WHERE seq >= ? ORDER BY seq"
+        return (LogEntry(seq, origin, blob, upto)
+                for seq, origin, blob, upto in self._rows(sql, (bound,), gen))
 
     def _generation_now(self) -> int:
         with self._lock:

@@ -30,8 +30,9 @@ the order returned:
 - ``Send(link, message)``: ``encode_message(message)`` and send it on ``link``;
 - ``Close(link, reason)``: close ``link`` (after the sends before it), log ``reason``;
 - ``Apply(peer, group, mark, bound)``: join remote data, commit it, call
-  ``engine.applied`` (``bound`` is the engine's own note; pass the Apply back as is). The
-  group may be empty: a mark held back by a delta's ``needs``, committed once they are met;
+  ``engine.applied`` (pass the Apply back as is; store ``bound`` with the log entry, see
+  Restart). The group may be empty: a mark held back by a delta's ``needs``, committed
+  once they are met;
 - ``Trim(upto)``: the host may durably delete its log entries with seq <= ``upto``.
 
 The host (the replica) implements :class:`SyncHost` (``keys()``, ``digest(key)``,
@@ -46,13 +47,15 @@ then rehash only those instead of every key.
 2. **Apply.** Join ``apply.group`` into the state, keeping the novel part (RR, e.g. per key
    ``state.novel(delta)``; keys of a mismatched type are dropped and counted); commit in
    output order: the state, a log entry (origin ``apply.peer``) holding the novel group if
-   it is not empty (not on a follower), and "received from ``apply.peer`` up to
-   ``apply.mark``" if not None. Then ``engine.applied(apply, seq_or_None, novel, now)``
-   acks the peer and forwards the entry. Never ack or forward before the commit. With
-   :class:`crdtsync.replica.Replica`: ``apply_remote(group, peer, token=apply)``, stage
-   the mark with ``set_meta``, and call ``applied`` from the ``on_commit`` hook.
-3. **Restart.** Build a new engine from the durable log entries (as ``(seq, origin, blob)``:
-   they are decoded only if a peer collects them), marks and ``last_seq``.
+   it is not empty (not on a follower), with ``apply.bound`` beside it, and "received
+   from ``apply.peer`` up to ``apply.mark``" if not None. Then ``engine.applied(apply,
+   seq_or_None, novel, now)`` acks the peer and forwards the entry. Never ack or forward
+   before the commit. With :class:`crdtsync.replica.Replica`: ``apply_remote(group,
+   peer, token=apply, bound=apply.bound)``, stage the mark with ``set_meta``, and call
+   ``applied`` from the ``on_commit`` hook.
+3. **Restart.** Build a new engine from the durable log entries (as ``(seq, origin, blob,
+   None, bound)``: they are decoded only if a peer collects them; an entry restored
+   without its bound is forwarded whole), marks and ``last_seq``.
    What was not committed is lost and comes again (nothing was acked for it).
 4. **Trim.** On ``Trim(upto)`` delete those entries durably, whenever convenient.
 5. **Catch-up reads.** ``keys``/``digest``/``state`` must not expose uncommitted local writes:

@@ -44,7 +44,8 @@ from crdtsync.sync.wire import decode_message
 __all__ = ["SyncEngine"]
 
 LogRecord = (tuple[int, "str | None", "Group | bytes"]
-             | tuple[int, "str | None", "Group | bytes", int])
+             | tuple[int, "str | None", "Group | bytes", int]
+             | tuple[int, "str | None", "Group | bytes", "int | None", "int | None"])
 
 
 class SyncEngine:
@@ -56,7 +57,8 @@ class SyncEngine:
 
         ``log``: the durable entries ``(seq, origin, blob)`` in seq order, with the encoded
         group as the host stored it (decoded only if a peer collects it), or ``(seq, origin,
-        group)``; either with the encoded size as a fourth item if the host knows it;
+        group)``; either with the encoded size as a fourth item if the host knows it, and
+        the entry's bound (the ``upto`` it was logged with, :meth:`applied`) as a fifth;
         ``marks``: peer -> "received from it up to"; ``last_seq``: the highest seq ever
         issued (kept by the host even when the log is empty).
         """

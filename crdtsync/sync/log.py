@@ -47,7 +47,7 @@ class Entry:
     an entry appended as a group alone); ``size`` its encoded size. :attr:`group` decodes
     the blob if the decoded group is not kept. ``upto``, for an entry from a peer: the
     entry holds nothing beyond the origin's log up to that seq (the end of the interval it
-    came in), None if not known (an entry restored after a restart, or catch-up states).
+    came in), None if not known (catch-up states, or an entry a host restored without it).
     """
 
     __slots__ = ("origin", "size", "blob", "_group", "upto")
@@ -114,7 +114,8 @@ class DeltaLog:
         ``(seq, origin, blob)`` with the encoded group as the host stored it (the entry is
         decoded only if it is collected), or ``(seq, origin, group)``, or either with the
         encoded size as a fourth item when the host knows it (else it is the blob's length,
-        or the group is encoded).
+        or the group is encoded; None: not known), and the entry's ``upto`` as a fifth
+        (see :class:`Entry`; None: not known), as the host stored it with the entry.
 
         Seqs below the first entry count as trimmed: a peer that lacks them catches up
         from state.
@@ -123,14 +124,18 @@ class DeltaLog:
             raise LocalError(f"log seqs start at 1, got {records[0][0]}")
         log = cls(last_seq=records[0][0] - 1 if records else last_seq, hot_bytes=hot_bytes)
         for record in records:
-            if len(record) not in (3, 4):
-                raise LocalError(f"a log record is (seq, origin, group or blob[, size]), "
-                                 f"got {len(record)} items")
-            size = record[3] if len(record) == 4 else None
+            if len(record) not in (3, 4, 5):
+                raise LocalError(f"a log record is (seq, origin, group or blob[, size[, upto]]),"
+                                 f" got {len(record)} items")
+            size = record[3] if len(record) >= 4 else None
+            upto = record[4] if len(record) == 5 else None
+            if upto is not None and (type(upto) is not int or upto < 1 or record[1] is None):
+                raise LocalError(f"log record {record[0]!r}: upto must be None or, for an "
+                                 f"entry from a peer, an int >= 1, got {upto!r}")
             if isinstance(record[2], bytes):
-                log.append_blob(*record[:3], size=size)
+                log.append_blob(*record[:3], size=size, upto=upto)
             else:
-                log.append(*record[:3], size=size)
+                log.append(*record[:3], size=size, upto=upto)
         if last_seq < log.last_seq:
             raise LocalError(f"last_seq {last_seq} is below the last log entry {log.last_seq}")
         log.last_seq = last_seq
@@ -169,11 +174,11 @@ class DeltaLog:
         self._cool_down()
 
     def append_blob(self, seq: int, origin: str | None, blob: bytes, *,
-                    size: int | None = None) -> None:
+                    size: int | None = None, upto: int | None = None) -> None:
         """Add entry ``seq`` as its encoded group alone (decoded when collected)."""
         self._check_seq(seq)
         blob = _kept(blob)
-        self._add(seq, Entry(origin, None, len(blob) if size is None else size, blob))
+        self._add(seq, Entry(origin, None, len(blob) if size is None else size, blob, upto))
 
     def _check_seq(self, seq: int) -> None:
         if type(seq) is not int or seq <= self.last_seq:

@@ -190,9 +190,10 @@ class SyncService:
         self._corrupt_reported = 0
         replica.on_commit.append(self._on_commit)
 
-    def _load_log(self) -> list[tuple[int, str | None, bytes]]:
-        # kept encoded: the engine decodes an entry only if a peer collects it
-        return [(e.seq, e.origin, e.blob) for e in self.replica.store.log()]
+    def _load_log(self) -> list[tuple[int, str | None, bytes, None, int | None]]:
+        # kept encoded: the engine decodes an entry only if a peer collects it; with each
+        # entry's bound as logged (Replica.apply_remote), so it is left out as before
+        return [(e.seq, e.origin, e.blob, None, e.upto) for e in self.replica.store.log()]
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -394,7 +395,8 @@ class SyncService:
                 reason = self.rules.check(out.group)
                 if reason is not None:
                     self._reject_group(out, reason)
-                self.replica.apply_remote({} if reason else out.group, out.peer, token=out)
+                self.replica.apply_remote({} if reason else out.group, out.peer, token=out,
+                                          bound=out.bound)
                 if out.mark is not None:
                     self.replica.set_meta(MARK_PREFIX + out.peer, out.mark)
             elif isinstance(out, Trim):

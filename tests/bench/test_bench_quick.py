@@ -215,13 +215,20 @@ def test_client_api_tiny(tmp_path: Path) -> None:
 
 def test_heal_tiny(tmp_path: Path) -> None:
     """A region rejoining a mesh of three converges, and forwards to neither other region
-    what it got from the other (they said what they hold of each other's logs)."""
-    out = tmp_path / "heal.jsonl"
-    p = subprocess.run([sys.executable, "-m", "bench.heal", "--scale", "0.02", "--runs", "1",
-                        "--out", str(out)],
-                       cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr[-2000:]
-    [row] = [json.loads(ln) for ln in out.read_text().splitlines()]
-    assert row["check"] == "pass" and row["bytes_to_c"] > 0
-    assert row["bytes_from_c"] < row["bytes_to_c"] // 10  # acks, no forwarded deltas
-    assert "| 0 |" in p.stdout
+    what it got from the other (they said what they hold of each other's logs); with the
+    other two restarted meanwhile, it gets no more than without."""
+    rows = {}
+    for mode in ("", "--restart"):
+        out = tmp_path / f"heal{mode}.jsonl"
+        p = subprocess.run([sys.executable, "-m", "bench.heal", "--scale", "0.02", "--runs",
+                            "1", "--out", str(out), *([mode] if mode else [])],
+                           cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr[-2000:]
+        [row] = [json.loads(ln) for ln in out.read_text().splitlines()]
+        assert row["check"] == "pass" and row["bytes_to_c"] > 0
+        assert row["bytes_from_c"] < row["bytes_to_c"] // 10  # acks, no forwarded deltas
+        assert "| 0 |" in p.stdout
+        rows[mode] = row
+    assert rows["--restart"]["mode"] == "heal after a restart"
+    # (without the bounds kept in the store it got about twice as much: each other's writes)
+    assert rows["--restart"]["bytes_to_c"] <= 1.05 * rows[""]["bytes_to_c"]

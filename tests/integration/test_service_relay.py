@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.server import serve
 
 from crdtsync.replica import Replica
@@ -26,19 +27,29 @@ async def _until(check: Any, what: str, deadline: float) -> None:
         await asyncio.sleep(0.01)
 
 
-def test_a_region_back_from_a_cut_gets_each_write_once_and_converges(tmp_path: Path) -> None:
+@pytest.mark.parametrize("restart", [False, True], ids=["running", "a-and-b-restarted"])
+def test_a_region_back_from_a_cut_gets_each_write_once_and_converges(
+        tmp_path: Path, restart: bool) -> None:
+    """With ``restart``, a and b are stopped and reopened from their data directories
+    while c is away: the entries they logged to forward keep their bounds in the store,
+    so each still leaves the other's writes out for c."""
     async def main() -> None:
         reps = {n: Replica.open(str(tmp_path / n), name=n, commit_delay=0.001) for n in "abc"}
         a, b, c = reps["a"], reps["b"], reps["c"]
-        sa = SyncService(a, rng=random.Random(1))
-        sb = SyncService(b, rng=random.Random(2))
-        servers = {}
-        for name, svc in (("a", sa), ("b", sb)):
-            servers[name] = await serve(svc.accept, "127.0.0.1", 0, compression=None,
-                                        ping_interval=None)
-        url = {n: f"ws://127.0.0.1:{s.sockets[0].getsockname()[1]}/sync"
-               for n, s in servers.items()}
-        sb.urls = [url["a"]]
+        servers: dict[str, Any] = {}
+        url: dict[str, str] = {}
+
+        async def serve_ab() -> tuple[SyncService, SyncService]:
+            sa = SyncService(reps["a"], rng=random.Random(1))
+            sb = SyncService(reps["b"], rng=random.Random(2))
+            for name, svc in (("a", sa), ("b", sb)):
+                servers[name] = await serve(svc.accept, "127.0.0.1", 0, compression=None,
+                                            ping_interval=None)
+                url[name] = f"ws://127.0.0.1:{servers[name].sockets[0].getsockname()[1]}/sync"
+            sb.urls = [url["a"]]
+            return sa, sb
+
+        sa, sb = await serve_ab()
         deadline = time.monotonic() + LIMIT_S
         sc = SyncService(c, peers=[url["a"], url["b"]], rng=random.Random(3))
         try:
@@ -58,6 +69,20 @@ def test_a_region_back_from_a_cut_gets_each_write_once_and_converges(tmp_path: P
             await _until(lambda: dict(a.items()) == dict(b.items()), "a and b differ",
                          deadline)
             want = dict(a.items())
+            if restart:
+                for svc in (sb, sa):
+                    await svc.stop()
+                for server in servers.values():
+                    server.close()
+                    await server.wait_closed()
+                for n in "ab":
+                    await reps[n].aclose()
+                    reps[n] = Replica.open(str(tmp_path / n), name=n, commit_delay=0.001)
+                a, b = reps["a"], reps["b"]
+                assert any(e.upto for e in a.store.log()) and any(e.upto for e in b.store.log())
+                sa, sb = await serve_ab()
+                for svc in (sa, sb):
+                    await svc.start()
             received = sc.bytes_received
             sc = SyncService(c, peers=[url["a"], url["b"]], rng=random.Random(4))
             await sc.start()  # c is back

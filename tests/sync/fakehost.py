@@ -68,7 +68,8 @@ class FakeHost:
         self.config = config
         self.rid = config.replica
         self.durable: dict[str, Crdt] = {}
-        self.dlog: dict[int, tuple[str | None, dict[str, Crdt]]] = {}
+        # seq -> (origin, group, upto): the log as a store keeps it, bounds included
+        self.dlog: dict[int, tuple[str | None, dict[str, Crdt], int | None]] = {}
         self.dmarks: dict[str, int] = {}
         self.dlast = 0
         self.rejected = 0
@@ -83,10 +84,11 @@ class FakeHost:
         self.queue: list[tuple[str, Any, dict[str, Crdt]]] = []
         self.clock = HybridLogicalClock(last=0)
         # odd entries come back encoded, as a SyncService restores its log (decoded only if
-        # collected); even ones as groups
+        # collected); even ones as groups; each with its bound, as the store logged it
         self.engine = SyncEngine(
             self, self.config,
-            log=[(s, o, encode_group(g) if s % 2 else g) for s, (o, g) in self.dlog.items()],
+            log=[(s, o, encode_group(g) if s % 2 else g, None, upto)
+                 for s, (o, g, upto) in self.dlog.items()],
             marks=dict(self.dmarks), last_seq=self.dlast)
 
     # -- SyncHost -------------------------------------------------------------------------
@@ -144,7 +146,7 @@ class FakeHost:
             seq = None
             if group and not self.config.follower:
                 seq = self.dlast = self.dlast + 1
-                self.dlog[seq] = (apply.peer if apply else None, group)
+                self.dlog[seq] = (apply.peer, group, apply.bound) if apply else (None, group, None)
             if kind == "local":
                 join_into(oracle, group)
                 assert seq is not None

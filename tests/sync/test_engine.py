@@ -311,7 +311,7 @@ def test_rr_only_the_novel_part_is_logged_and_forwarded() -> None:
     # r1 and r2 got it from r0 and from each other: each logged it once, then no more.
     for rid in ("r1", "r2"):
         assert c.hosts[rid].dlast == 1
-        assert all(o == "r0" for o, _ in c.hosts[rid].dlog.values())
+        assert all(o == "r0" for o, _, _ in c.hosts[rid].dlog.values())
 
 
 def test_entries_from_the_only_peer_are_trimmed_without_waiting_for_a_tick() -> None:

@@ -89,6 +89,18 @@ def test_restore_takes_the_hosts_sizes_or_encodes() -> None:
         DeltaLog.restored([(1, None)], 1)  # type: ignore[list-item]
 
 
+def test_restore_keeps_each_entrys_bound() -> None:
+    g = {"a": counter("x", 3)}
+    log = DeltaLog.restored([(1, None, g, None, None), (2, "p", encode_group(g), None, 9),
+                             (3, "p", g, 5, 11), (4, "q", g)], 4)
+    assert [log.entries[s].upto for s in (1, 2, 3, 4)] == [None, 9, 11, None]
+    assert log.entries[2].size == len(encode_group(g)) and log.entries[3].size == 5
+    for bad in ((5, None, g, None, 3), (5, "p", g, None, 0), (5, "p", g, None, "9"),
+                (5, "p", g, None, True)):
+        with pytest.raises(LocalError, match="upto must be"):
+            DeltaLog.restored([bad], 5)
+
+
 def test_an_interval_across_a_type_replacement_keeps_the_greatest_tag() -> None:
     """A key replaced by a remote delta of a greater type tag between two entries: the
     interval carries the winner (as every replica would keep), never raises."""

@@ -123,6 +123,29 @@ def test_a_write_the_peer_holds_from_its_origin_is_not_forwarded_to_it() -> None
     c.check()
 
 
+def test_the_bounds_of_logged_entries_survive_a_restart() -> None:
+    """As above, but r1 and r2 restart (their engines rebuilt from the durable log) before
+    the link between them heals: each entry comes back with the bound it was logged with,
+    so r0's write is still left out both ways."""
+    c = mesh()
+    cut(c, "r1", "r2")
+    inc(c, "r0", "g0", by=5)
+    c.pump()
+    for rid in ("r1", "r2"):
+        c.crash(rid)
+        c.restart(rid)
+        assert [e.upto for e in c.hosts[rid].engine._log.entries.values()] == [1]
+    c.pump()
+    sent = sent_log(c)
+    c.heal()
+    c.pump()
+    forwarded = [m for w, m in pairs(sent) if w in ("r1>r2", "r2>r1") and isinstance(m, Delta)]
+    assert forwarded and all(not m.group for m in forwarded)
+    assert c.hosts["r1"].engine.log_stats()["left_out"] > 0
+    c.settle()
+    c.check()
+
+
 def test_a_write_the_peer_does_not_get_from_its_origin_comes_whole_after_a_wait() -> None:
     """r2 knows r0 but is cut from it: r1 first leaves r0's write out (its entry 1 needs
     r0's log up to 1); r2 holds its mark of r1 back, and after half of retransmit_after

@@ -180,6 +180,20 @@ def test_remote_deltas_novel_part_and_type_rule() -> None:
     assert b.type_of("k") is PNCounter and isinstance(fb, EWFlag)
 
 
+def test_a_remote_groups_bound_is_logged_with_its_entry(replica: Replica) -> None:
+    seen: list[tuple[str | None, int | None]] = []
+    replica.on_commit.append(lambda entries: seen.extend((e.origin, e.upto) for e in entries))
+    with pytest.raises(ValueError, match="bound must be"):
+        replica.apply_remote({"g": GCounter().increment("x.1")}, origin="x.1", bound=0)
+    assert "g" not in replica  # refused before anything joined
+    replica.apply_remote({"g": GCounter().increment("x.1")}, origin="x.1", bound=41)
+    replica.apply_remote({"h": GCounter().increment("y.1")}, origin="y.1")
+    replica.counter("c").increment()
+    replica.commit()
+    assert seen == [(None, None), ("x.1", 41), ("y.1", None)]
+    assert [(e.origin, e.upto) for e in replica.store.log()] == seen
+
+
 def test_remote_type_win_drops_pending_local_writes_of_the_loser() -> None:
     from crdtsync import RWORSet
 

@@ -42,7 +42,8 @@ def commit_for(i: int) -> Commit:
         commit.bases[key] = ("t", b"base%d" % i)
     else:
         commit.deltas[key] = ("t", b"delta%d" % i)
-    commit.log.append(LogEntry(i, None if i % 3 else "peer", b"log%d;" % i * (1 + i % 40)))
+    commit.log.append(LogEntry(i, None if i % 3 else "peer", b"log%d;" % i * (1 + i % 40),
+                               None if i % 3 or i % 2 else i // 2))
     if i % 25 == 0:
         commit.trim_log_below = i - 20
     return commit

@@ -24,7 +24,7 @@ def _populate(store: Store) -> None:
         Commit(
             bases={"a": ("gset", b"A0")},
             deltas={"a": ("gset", b"a1"), "b": ("pn", b"b1")},
-            log=[LogEntry(1, None, b"L1"), LogEntry(2, "eu.1", b"L2")],
+            log=[LogEntry(1, None, b"L1"), LogEntry(2, "eu.1", b"L2", 9)],
             meta={"replica_id": "us.1", "hlc": 17},
         )
     )
@@ -43,7 +43,7 @@ def test_commit_reads_back_bases_deltas_log_and_meta(store: Store) -> None:
     ]
     assert list(store.log()) == [
         LogEntry(1, None, b"L1"),
-        LogEntry(2, "eu.1", b"L2"),
+        LogEntry(2, "eu.1", b"L2", 9),
         LogEntry(5, None, b"L5"),
     ]
     assert [e.seq for e in store.log(2)] == [2, 5]
@@ -142,6 +142,11 @@ BAD_COMMITS: list[tuple[str, Commit, type[Exception], str]] = [
     ("meta not JSON", Commit(meta={"m": {1, 2}}), TypeError, "JSON"),
     ("key not unicode", Commit(deltas={"\ud800": ("t", b"x")}), ValueError, "unicode"),
     ("trim negative", Commit(trim_log_below=-1), ValueError, "out of range"),
+    ("upto on a local entry", Commit(log=[LogEntry(9, None, b"x", 3)]), ValueError, "local"),
+    ("upto zero", Commit(log=[LogEntry(9, "eu.1", b"x", 0)]), ValueError, "at least 1"),
+    ("upto str", Commit(log=[LogEntry(9, "eu.1", b"x", "3")]), TypeError, "upto must be int"),  # type: ignore[arg-type]
+    ("upto bool", Commit(log=[LogEntry(9, "eu.1", b"x", True)]), TypeError, "upto must be int"),
+    ("upto huge", Commit(log=[LogEntry(9, "eu.1", b"x", 2**63)]), ValueError, "out of range"),
 ]
 
 
@@ -231,7 +236,7 @@ def test_backup_then_open_it(store: Store, kind: Kind, tmp_path: Path) -> None:
     try:
         assert snapshot(restored) == (
             [KeyRecord("a", "gset", b"A0", (b"a1", b"a2")), KeyRecord("b", "pn", None, (b"b1",))],
-            [LogEntry(2, "eu.1", b"L2"), LogEntry(5, None, b"L5")],
+            [LogEntry(2, "eu.1", b"L2", 9), LogEntry(5, None, b"L5")],
             {"replica_id": "us.1", "hlc": 17},
             6,
         )

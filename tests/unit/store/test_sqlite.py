@@ -187,3 +187,39 @@ def test_a_forked_child_does_not_inherit_the_lock(tmp_path: Path) -> None:
     store.commit(Commit(meta={"still": "mine"}))  # and the parent's lock is intact
     assert "in use" in _open_elsewhere(path)
     store.close()
+
+
+_V1_SCHEMA = (  # crdtsync's schema version 1, as it created store files before log.upto
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE kv (key TEXT PRIMARY KEY, tag TEXT NOT NULL, base BLOB)",
+    "CREATE TABLE kv_delta (key TEXT NOT NULL, n INTEGER NOT NULL, blob BLOB NOT NULL,"
+    " PRIMARY KEY (key, n))",
+    "CREATE TABLE log (seq INTEGER PRIMARY KEY, origin TEXT, blob BLOB NOT NULL)",
+    "CREATE TABLE store_info (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "INSERT INTO store_info (name, value) VALUES ('next_seq', 8)",
+    "INSERT INTO meta (name, value) VALUES ('replica_id', '\"us.1\"')",
+    "INSERT INTO kv (key, tag, base) VALUES ('a', 'gset', x'4130')",
+    "INSERT INTO log (seq, origin, blob) VALUES (6, NULL, x'4c36'), (7, 'eu.1', x'4c37')",
+    "PRAGMA application_id = 1129464916",
+    "PRAGMA user_version = 1",
+)
+
+
+def test_a_version_1_file_is_upgraded_in_place_and_keeps_everything(tmp_path: Path) -> None:
+    path = str(tmp_path / "v1.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in _V1_SCHEMA:
+        conn.execute(statement)
+    conn.close()
+    with SQLiteStore(path, create=False) as store:
+        assert _pragma(store, "user_version") == 2
+        assert list(store.log()) == [LogEntry(6, None, b"L6"), LogEntry(7, "eu.1", b"L7")]
+        assert list(store.keys()) == [KeyRecord("a", "gset", b"A0", ())]
+        assert store.meta() == {"replica_id": "us.1"} and store.next_seq() == 8
+        store.commit(Commit(log=[LogEntry(8, "eu.1", b"L8", 7)]))
+    with SQLiteStore(path, create=False) as again:  # opened as version 2: nothing to do
+        assert list(again.log(7)) == [LogEntry(7, "eu.1", b"L7"), LogEntry(8, "eu.1", b"L8", 7)]
+    conn = sqlite3.connect(path)
+    assert [r[1] for r in conn.execute("PRAGMA table_info(log)")] == [
+        "seq", "origin", "blob", "upto"]
+    conn.close()

@@ -115,7 +115,8 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
         _overwrite(lambda p: _root_page("kv_delta")(p) + 8, b"\xff" * 16),
         "damaged",
     ),
-    "newer schema version": (_sql_case("PRAGMA user_version = 2"), "schema version 2"),
+    "newer schema version": (_sql_case("PRAGMA user_version = 3"), "schema version 3"),
+    "version 1 with version 2's log": (_sql_case("PRAGMA user_version = 1"), "table 'log' has"),
     "older schema version": (_sql_case("PRAGMA user_version = 0"), "schema version 0"),
     "another application's database": (
         _sql_case("PRAGMA application_id = 0"),

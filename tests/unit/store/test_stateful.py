@@ -80,6 +80,13 @@ def _keyed(draw: st.DrawFn, flip: bool) -> dict[str, tuple[str, bytes]]:
     return out
 
 
+def _entry(draw: Any, seq: int) -> LogEntry:
+    """A log entry: local, or from a peer with or without a bound."""
+    origin = draw(st.none() | st.sampled_from(["eu", "ap"]))
+    upto = None if origin is None else draw(st.none() | st.integers(1, 2**63 - 2))
+    return LogEntry(seq, origin, draw(BLOBS), upto)
+
+
 @st.composite
 def commits(draw: st.DrawFn, next_seq: int) -> Commit:
     flip = draw(st.integers(0, 9)) == 0  # now and then a key changes its tag (by delta: rejected)
@@ -95,9 +102,7 @@ def commits(draw: st.DrawFn, next_seq: int) -> Commit:
     return Commit(
         bases=_keyed(draw, flip),
         deltas=_keyed(draw, False),
-        log=[
-            LogEntry(s, draw(st.none() | st.sampled_from(["eu", "ap"])), draw(BLOBS)) for s in seqs
-        ],
+        log=[_entry(draw, s) for s in seqs],
         meta=draw(st.dictionaries(st.sampled_from(["x", "y", "z"]), JSON, max_size=2)),
         trim_log_below=trim if draw(st.integers(0, 3)) == 0 else None,
     )
