@@ -157,11 +157,11 @@ def t_receive(rng: random.Random, pools: dict[str, list[bytes]]) -> int:
     accepted: list[dict[str, Any]] = []
     apply_remote = replica.apply_remote
 
-    def spy(group: dict[str, Any], origin: str, token: Any = None) -> Any:
+    def spy(group: dict[str, Any], origin: str, token: Any = None, **kw: Any) -> Any:
         if group:
             assert service.rules.check(group) is None
             accepted.append({k: v.copy() for k, v in group.items()})
-        return apply_remote(group, origin, token)
+        return apply_remote(group, origin, token, **kw)
 
     replica.apply_remote = spy  # type: ignore[method-assign]
     before = _snapshot(replica)

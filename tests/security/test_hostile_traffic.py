@@ -92,10 +92,10 @@ def test_state_digest_unchanged_by_hostile_peer_and_client(tmp_path: Path) -> No
             accepted: list[dict[str, Any]] = []
             apply_remote = us.replica.apply_remote
 
-            def spy(group: dict[str, Any], origin: str, token: Any = None) -> Any:
+            def spy(group: dict[str, Any], origin: str, token: Any = None, **kw: Any) -> Any:
                 if group:
                     accepted.append({k: v.copy() for k, v in group.items()})
-                return apply_remote(group, origin, token)
+                return apply_remote(group, origin, token, **kw)
 
             us.replica.apply_remote = spy  # type: ignore[method-assign]
             before_digest = state_digest(us.replica)
