@@ -139,6 +139,7 @@ class ReplicaServer:
         self.metrics.keys.set(len(self.replica))
         if self.sync is not None:
             self.metrics.entries_left_out.set(self.sync.engine.log_stats()["left_out"])
+            self.sync.update_peer_metrics()
         resp = conn.respond(HTTPStatus.OK, self.metrics.render().decode())
         resp.headers["Content-Type"] = "text/plain; version=0.0.4"
         return resp

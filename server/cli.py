@@ -149,8 +149,10 @@ def _status(args: argparse.Namespace) -> int:
           f"log at {doc.get('log_seq')}")
     for peer, info in sorted(doc.get("peers", {}).items()):
         state = "connected" if info.get("connected") else "DISCONNECTED"
+        relayed = info.get("relayed") or []
+        via = f", relaying {', '.join(relayed)} (it does not reach them)" if relayed else ""
         print(f"  {peer:<20} {state:<13} lag {info.get('lag_batches')} batches, "
-              f"{info.get('lag_seconds', 0):.3f} s")
+              f"{info.get('lag_seconds', 0):.3f} s{via}")
     return 0
 
 

@@ -28,6 +28,12 @@ class Metrics:
             ["peer"],
             registry=r,
         )
+        self.peer_relayed_origins = Gauge(
+            "crdtsync_peer_relayed_origins",
+            "origins whose writes go whole to the peer: it said it does not get them from them",
+            ["peer"],
+            registry=r,
+        )
         self.bytes_sent = Counter(
             "crdtsync_bytes_sent", "bytes sent to a peer", ["peer"], registry=r
         )

@@ -230,7 +230,7 @@ class SyncEngine:
             out[peer] = PeerStatus(
                 connected=peer in self._peer_link, follower=bool(tx and tx.follower),
                 acked=acked, lag=self._log.last_seq - acked, received=rx.mark if rx else 0,
-                catching_up=bool(tx and tx.catchup))
+                catching_up=bool(tx and tx.catchup), relayed=tx.relayed() if tx else ())
         return out
 
     # -- internals --------------------------------------------------------------------------

@@ -164,7 +164,10 @@ class PeerStatus:
     """What the engine knows of one peer (for health and metrics).
 
     ``acked``: my log is durable at the peer up to here; ``lag``: my last seq minus
-    ``acked``; ``received``: the peer's log is durable here up to here.
+    ``acked``; ``received``: the peer's log is durable here up to here; ``relayed``: the
+    origins whose writes I send the peer whole, as it said it does not get them from them
+    (it cannot reach them: docs/protocol.md, "Relayed marks"), until its marks, which come
+    with its acks, say it gets them again.
     """
 
     connected: bool
@@ -173,3 +176,4 @@ class PeerStatus:
     lag: int
     received: int
     catching_up: bool
+    relayed: tuple[str, ...] = ()

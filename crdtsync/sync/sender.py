@@ -80,6 +80,10 @@ class PeerSender:
         doubt = self.doubted.get(origin)  # type: ignore[call-overload]
         return doubt is None or self.holds.get(origin, 0) > doubt  # type: ignore[call-overload]
 
+    def relayed(self) -> tuple[str, ...]:
+        """The origins the peer is not expected to get from them (their entries go whole)."""
+        return tuple(sorted(origin for origin in self.doubted if origin not in self))
+
     def attach(self, have: int, now: float) -> list[Message]:
         """Start sending on a new link; the peer holds my log up to ``have`` (exactly)."""
         self.connected = True

@@ -470,7 +470,7 @@ class SyncService:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             self._call(self.engine.tick, time.monotonic())
-            self._update_lag()
+            self.update_peer_metrics()
             self._report_corrupt()
 
     def _report_corrupt(self) -> None:
@@ -482,7 +482,9 @@ class SyncService:
 
     # -- status -----------------------------------------------------------------------------
 
-    def _update_lag(self) -> None:
+    def update_peer_metrics(self) -> None:
+        """Refresh the per-peer gauges (lag, origins relayed) from :meth:`peer_status`; run
+        on every tick, and by the server before it answers a scrape."""
         status = self.peer_status()
         floor = min((p["acked"] for p in status.values()), default=self.engine.last_seq)
         for seq in [s for s in self._seq_times if s <= floor]:
@@ -491,9 +493,11 @@ class SyncService:
             for peer, info in status.items():
                 self.metrics.peer_lag_batches.labels(peer).set(info["lag_batches"])
                 self.metrics.peer_lag_seconds.labels(peer).set(info["lag_seconds"])
+                self.metrics.peer_relayed_origins.labels(peer).set(len(info["relayed"]))
 
     def peer_status(self) -> dict[str, dict[str, Any]]:
-        """Per peer id: connected, lag in batches and seconds, acked and received marks."""
+        """Per peer id: connected, lag in batches and seconds, acked and received marks, the
+        origins relayed to it whole."""
         now = time.monotonic()
         out: dict[str, dict[str, Any]] = {}
         for peer, st in self.engine.status().items():
@@ -501,7 +505,8 @@ class SyncService:
             out[peer] = {"connected": st.connected, "lag_batches": st.lag,
                          "lag_seconds": round(now - oldest, 3) if st.lag and oldest else 0.0,
                          "acked": st.acked, "received": st.received,
-                         "catching_up": st.catching_up, "follower": st.follower}
+                         "catching_up": st.catching_up, "follower": st.follower,
+                         "relayed": list(st.relayed)}
         return out
 
     async def wait_acked(self, seq: int, mode: str, timeout: float) -> bool:

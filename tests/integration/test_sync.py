@@ -4,12 +4,17 @@ fault proxies run by the test (cut, heal), SIGKILL and restart, a replica added 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from crdtsync_server.faultproxy import FaultProxy
 
 from tests.integration.procs import Client, ServerProc, free_port, start_server
@@ -133,14 +138,23 @@ def test_a_wider_sync_window_converges_too(tmp_path: Path) -> None:
     _run(main())
 
 
+@contextlib.asynccontextmanager
+async def _three_regions(root: Path) -> AsyncIterator[Cluster]:
+    """us, eu and ap in a full mesh, each link through its own proxy; us wrote once and
+    all three hold it."""
+    cl = Cluster(root, ["us", "eu", "ap"], {(0, 1), (1, 2), (2, 0), (1, 0), (2, 1), (0, 2)})
+    await cl.start()
+    try:
+        await _write(cl.url(0), 1, "us")
+        await cl.converge(["c"], [1])
+        yield cl
+    finally:
+        await cl.stop()
+
+
 def test_cut_region_heals_and_converges(tmp_path: Path) -> None:
     async def main() -> None:
-        names = ["us", "eu", "ap"]
-        cl = Cluster(tmp_path, names, {(0, 1), (1, 2), (2, 0), (1, 0), (2, 1), (0, 2)})
-        await cl.start()
-        try:
-            await _write(cl.url(0), 1, "us")
-            await cl.converge(["c"], [1])
+        async with _three_regions(tmp_path) as cl:
             cl.isolate(0)
             await asyncio.gather(_write(cl.url(0), 5, "us2"), _write(cl.url(1), 7, "eu"))
             await asyncio.sleep(0.5)
@@ -153,8 +167,39 @@ def test_cut_region_heals_and_converges(tmp_path: Path) -> None:
             # left those out for us (it gets them from their origin), as /metrics shows
             left_out = [_metric(cl, i, "crdtsync_sync_entries_left_out") for i in (1, 2)]
             assert all(n > 0 for n in left_out), left_out
-        finally:
-            await cl.stop()
+
+    _run(main())
+
+
+def test_a_region_cut_from_one_peer_gets_its_writes_through_another(tmp_path: Path) -> None:
+    """A partial partition: us and ap cannot reach each other, both reach eu. ap gets us's
+    writes through eu (whole, once ap said it does not get them from us), and eu's
+    /health, /metrics and ``crdtsync status`` say that it relays us to ap."""
+
+    async def main() -> None:
+        async with _three_regions(tmp_path) as cl:
+            for link in ((0, 2), (2, 0)):
+                cl.proxies[link].cut()
+            await _write(cl.url(0), 4, "us2")
+            await cl.converge(["c", "s"], [5, ["us", "us2"]])  # ap too, through eu
+            eu = cl.procs[1]
+            assert eu is not None
+            doc = orjson.loads(urllib.request.urlopen(
+                f"http://127.0.0.1:{eu.port}/health").read())
+            relayed = {p.split(".")[0]: info["relayed"] for p, info in doc["peers"].items()}
+            assert {k: [o.split(".")[0] for o in v] for k, v in relayed.items()} == {
+                "us": [], "ap": ["us"]}
+            text = urllib.request.urlopen(f"http://127.0.0.1:{eu.port}/metrics").read().decode()
+            gauges = {ln.split('peer="')[1].split(".")[0]: float(ln.split()[-1])
+                      for ln in text.splitlines()
+                      if ln.startswith("crdtsync_peer_relayed_origins{")}
+            assert gauges == {"us": 0.0, "ap": 1.0}
+            status = await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-m", "crdtsync_server.cli", "status",
+                                 eu.url], capture_output=True, text=True, timeout=30)
+            assert status.returncode == 0
+            [line] = [ln for ln in status.stdout.splitlines() if "relaying" in ln]
+            assert line.split()[0].startswith("ap.") and "relaying us." in line
 
     _run(main())
 

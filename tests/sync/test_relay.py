@@ -172,6 +172,14 @@ def test_a_write_the_peer_does_not_get_from_its_origin_comes_whole_after_a_wait(
     inc(c, "r0", "g0")  # r2 still does not hear from r0: it gets r0's next one whole
     c.pump()
     assert c.hosts["r2"].durable["g0"].value == 6
+    assert c.hosts["r1"].engine.status()["r2"].relayed == ("r0",)
+    assert c.hosts["r1"].engine.status()["r0"].relayed == ()
+    c.heal()  # r2 hears from r0 again, and says so in its next ack to r1 (of r1's write)
+    c.settle()
+    inc(c, "r1", "g1")
+    c.settle()
+    assert c.hosts["r1"].engine.status()["r2"].relayed == ()
+    c.check()
 
 
 def test_a_write_from_an_origin_the_peer_does_not_know_is_nacked_at_once() -> None:
