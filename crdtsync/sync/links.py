@@ -77,12 +77,12 @@ class HeldCatchups:
 
     A request is held while some other peer's incoming catch-up is open
     (``PeerReceiver.catchup``) and moved (was answered, or a part came) less than ``limit``
-    seconds ago, and for at most ``limit`` seconds from the first time that peer's request
-    was held (a newer request of the same peer replaces the older one and keeps that
-    time). The engine uses half its ``retransmit_after``, so a held request is answered
-    before its sender gives up on it and asks again. :meth:`release` hands back the oldest
-    request that may go, one at a time while others wait, so catch-ups come in one after
-    another.
+    seconds ago, however long that catch-up takes: a big one is not sent twice. A newer
+    request of the same peer (its sender asks again every ``retransmit_after`` while it
+    waits) replaces the older one. The engine uses half its ``retransmit_after`` as the
+    limit, so a catch-up that stalls (its sender gave up, or its link died) holds the
+    others back only briefly. :meth:`release` hands back the oldest request that may go,
+    one at a time while others wait, so catch-ups come in one after another.
     """
 
     __slots__ = ("_held", "_moved", "limit")
@@ -118,8 +118,7 @@ class HeldCatchups:
                 return False  # a duplicate: answered again as before
             receivers[peer].catchup = None
         old = self._held.get(peer)
-        if not self._busy(receivers, now, but=peer) or (
-                old is not None and now - old.since >= self.limit):
+        if not self._busy(receivers, now, but=peer):
             self._held.pop(peer, None)
             return False
         self._held[peer] = _Held(link, request, now if old is None else old.since)
@@ -135,8 +134,8 @@ class HeldCatchups:
         out = []
         busy = self._busy(receivers, now)
         for peer, held in sorted(self._held.items(), key=lambda item: item[1].since):
-            if busy and now - held.since < self.limit:
-                continue
+            if busy:
+                break
             del self._held[peer]
             out.append((peer, held.link, held.request))
             busy = True  # the one released opens its catch-up: the next one waits for it

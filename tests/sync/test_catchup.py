@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from crdtsync.codec import encode
 from crdtsync.sync import BucketDigests, Delta, KeyDigests, Send, States
@@ -221,11 +222,11 @@ def test_a_duplicated_bucket_request_gets_the_same_answer() -> None:
 # -- one incoming catch-up at a time -------------------------------------------------------
 
 
-def _new_third(nkeys: int) -> tuple[Cluster, list]:
+def _new_third(nkeys: int, **knobs: Any) -> tuple[Cluster, list]:
     """r0 and r1 hold ``nkeys`` counters written by both (logs trimmed to 1 entry); r2 has
     been cut off all along. Returns the cluster, healed, and the log of what is sent."""
     c = Cluster(random.Random(0), n=3, topology="mesh", retransmit_after=1.0,
-                max_log_entries=1)
+                max_log_entries=1, **knobs)
     c.pump()
     for edge in (frozenset(("r0", "r2")), frozenset(("r1", "r2"))):
         c.close(c.pair_link[edge])
@@ -258,6 +259,39 @@ def test_two_peers_catch_a_third_up_one_after_the_other_and_it_forwards_nothing(
     c.check()
 
 
+def test_a_long_catch_up_that_keeps_moving_is_not_doubled() -> None:
+    """r2's first catch-up comes in slowly, one part every 0.4 s (over four times the hold
+    limit in all), while the other sender asks again: it is answered only once the first
+    is in, and every key crosses once."""
+    c, sent = _new_third(400, max_message_bytes=4096)
+    slow_link = None  # the link to r2 of the first States: slow, in order; the rest is not
+    for _ in range(5000):
+        if not c.inflight:
+            break
+        if slow_link is None:
+            slow_link = next((lid for (lid, dst, _), (_, m) in
+                              zip(c.inflight, c.peek(), strict=True)
+                              if dst == "r2" and isinstance(m, States)), None)
+        slow = [lid == slow_link for lid, _, _ in c.inflight]
+        if all(slow):
+            c.now += 0.4
+            for rid in sorted(c.up):
+                c.tick(rid)
+        c.deliver(0 if all(slow) else slow.index(False))
+        for rid in sorted(c.up):
+            c.commit(rid)
+    states = [(src, m) for src, dst, m in sent if dst == "r2" and isinstance(m, States)]
+    keys = [k for _, m in states for k in m.group]
+    assert sorted(keys) == sorted(f"g{i}" for i in range(400))  # every key once
+    first = states[0][0]
+    other = ({"r0", "r1"} - {first}).pop()
+    asked = [m.cid for src, dst, m in sent if (src, dst) == (other, "r2")
+             and isinstance(m, BucketDigests)]
+    assert c.now >= 2.0 and len(set(asked)) > 1  # it took long, and the other asked again
+    c.settle()
+    c.check()
+
+
 def test_a_held_request_is_answered_once_the_other_catch_up_stalls() -> None:
     c, sent = _new_third(30)
     first = None
@@ -284,7 +318,7 @@ def test_a_held_request_is_answered_once_the_other_catch_up_stalls() -> None:
     c.check()
 
 
-def test_held_requests_wait_for_a_moving_catch_up_at_most_the_limit() -> None:
+def test_held_requests_wait_as_long_as_the_catch_up_coming_in_moves() -> None:
     from crdtsync.sync.links import HeldCatchups
     from crdtsync.sync.receiver import PeerReceiver
 
@@ -296,17 +330,20 @@ def test_held_requests_wait_for_a_moving_catch_up_at_most_the_limit() -> None:
     held.moved("b", 0.0)
     assert held.hold("a", "La", BucketDigests(7, 9, ("0" * 16,)), rx, 0.5)
     assert held.hold("c", "Lc", BucketDigests(3, 4, ("0" * 16,)), rx, 0.6)
-    assert held.hold("a", "La", BucketDigests(8, 9, ("0" * 16,)), rx, 1.5)  # replaces, keeps 0.5
-    for t in (1.0, 1.5, 2.0):  # b's catch-up keeps moving
+    for t in (1.0, 1.5, 2.0, 3.0, 4.5, 6.0, 7.9):  # b's catch-up is long, and keeps moving
         held.moved("b", t)
-        assert held.release(rx, t) == []
-    held.moved("b", 2.4)
-    # a has waited the limit: it goes, alone; c goes once it too has waited the limit
-    assert held.release(rx, 2.5) == [("a", "La", BucketDigests(8, 9, ("0" * 16,)))]
-    assert held.release(rx, 2.55) == []
-    assert held.release(rx, 2.6) == [("c", "Lc", BucketDigests(3, 4, ("0" * 16,)))]
-    rx["b"].catchup = None  # b's catch-up is in: nothing is held back any more
-    assert not held.hold("a", "La", BucketDigests(9, 9, ("0" * 16,)), rx, 2.7) and not held
+        assert held.release(rx, t + 0.1) == []
+        # a's sender asks again meanwhile: the newer request replaces the older one
+        assert held.hold("a", "La", BucketDigests(8 + int(t), 9, ("0" * 16,)), rx, t + 0.1)
+    rx["b"].catchup = None  # b's catch-up is in: the oldest held request goes, alone
+    assert held.release(rx, 8.0) == [("a", "La", BucketDigests(15, 9, ("0" * 16,)))]
+    rx["a"].on_bucket_digests(BucketDigests(15, 9, ("0" * 16,)), _Empty(), max_bytes=1 << 20,
+                              link="La")
+    held.moved("a", 8.0)
+    assert held.release(rx, 8.5) == []  # c waits for a's
+    rx["a"].catchup = None
+    assert held.release(rx, 8.6) == [("c", "Lc", BucketDigests(3, 4, ("0" * 16,)))]
+    assert not held
 
 
 def test_held_requests_go_one_at_a_time_once_the_catch_up_stops_moving() -> None:
