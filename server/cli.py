@@ -177,7 +177,7 @@ def _backup(args: argparse.Namespace) -> int:
         finally:
             dst.close()
             src.close()
-        SQLiteStore(tmp, create=False).close()  # the snapshot must open as a store
+        SQLiteStore.verify(tmp)  # a complete store, left as it is (version 1 stays 1)
         os.replace(tmp, args.out)
     except (sqlite3.Error, StoreError, OSError) as exc:
         if os.path.exists(tmp):
@@ -189,28 +189,49 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
+    """Copy the snapshot into the data directory, check the copy, then put it in place.
+
+    The snapshot itself is only read: the check (and a write-ahead log beside it, replayed,
+    and an older schema, upgraded) happen on the copy, so the snapshot still restores with
+    the crdtsync that wrote it.
+    """
     from crdtsync.errors import StoreError
     from crdtsync.replica import Replica
     from crdtsync.store import SQLiteStore
 
     db = os.path.join(args.data, "replica.db")
-    try:
-        SQLiteStore(args.source, create=False).close()
-    except StoreError as exc:
-        print(f"crdtsync: restore failed: {exc}", file=sys.stderr)
-        return 1
     if os.path.exists(db) and not args.force:
         print(f"crdtsync: {db} exists; pass --force to replace it", file=sys.stderr)
         return 1
+    if not os.path.isfile(args.source):
+        print(f"crdtsync: restore failed: snapshot {args.source!r} is not a file",
+              file=sys.stderr)
+        return 1
     os.makedirs(args.data, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(db + suffix):
-            os.remove(db + suffix)
-    shutil.copyfile(args.source, db)
+    tmp = db + ".restoring"
+    _remove_store_files(tmp)
+    try:
+        shutil.copyfile(args.source, tmp)
+        if os.path.exists(args.source + "-wal"):  # commits not yet checkpointed into it
+            shutil.copyfile(args.source + "-wal", tmp + "-wal")
+        SQLiteStore(tmp, create=False).close()  # replays a copied -wal; upgrades the copy
+    except (OSError, StoreError) as exc:
+        _remove_store_files(tmp)
+        print(f"crdtsync: restore failed: snapshot {args.source!r}: "
+              f"{str(exc).replace(f'store file {tmp!r}', 'it')}", file=sys.stderr)
+        return 1
+    _remove_store_files(db)
+    os.replace(tmp, db)
     with Replica.open(args.data) as replica:
         print(f"crdtsync: restored {args.source} into {args.data}; replica {replica.name} "
               f"continues as new id {replica.replica_id}")
     return 0
+
+
+def _remove_store_files(path: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
 
 
 _COMMANDS = {"serve": _serve, "status": _status, "backup": _backup, "restore": _restore}

@@ -25,6 +25,7 @@ __all__ = [
     "BUSY_TIMEOUT",
     "open_connection",
     "describe",
+    "verify",
 ]
 
 _log = logging.getLogger("crdtsync.store")
@@ -197,6 +198,28 @@ def _setup(conn: sqlite3.Connection, path: str, synchronous: str) -> None:
         raise StoreError(f"store file {path!r}: cannot use WAL journal mode (got {mode!r})")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA fullfsync = ON")  # macOS: fsync alone does not reach the disk
+
+
+def verify(path: str, *, quick_check: bool = True) -> int:
+    """Check that the file at ``path`` is a complete crdtsync store (of a schema this module
+    reads), without writing anything: no upgrade, no ``-wal`` or ``-shm`` file made beside
+    it. Raise StoreError naming it if not; return its schema version.
+
+    Opened immutable, so only for a file no process writes and with no ``-wal`` beside it
+    (a snapshot, as ``crdtsync backup`` writes): such a log would not be read.
+    """
+    _precheck(path)
+    uri = pathlib.Path(os.path.abspath(path)).as_uri() + "?mode=ro&immutable=1"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(f"store file {path!r} {describe(exc)}") from exc
+    try:
+        return _check(conn, path, quick_check)
+    except sqlite3.Error as exc:
+        raise StoreError(f"store file {path!r} {describe(exc)}") from exc
+    finally:
+        conn.close()
 
 
 def open_connection(

@@ -32,7 +32,7 @@ from typing import Any, Literal
 from crdtsync.errors import LocalError, StoreError
 from crdtsync.store import _filelock
 from crdtsync.store._files import fsync_file, publish, remove_quietly, temp_beside
-from crdtsync.store._sqlite_file import describe, open_connection
+from crdtsync.store._sqlite_file import describe, open_connection, verify
 from crdtsync.store._validate import Prepared, check_against, json_value, prepare
 from crdtsync.store.base import Commit, KeyRecord, LogEntry
 
@@ -303,6 +303,13 @@ class SQLiteStore:
                 raise StoreError(f"store file {self._path!r} {describe(exc)}") from exc
 
     # -- backup and close ---------------------------------------------------------------------
+
+    @staticmethod
+    def verify(path: str | os.PathLike[str], *, quick_check: bool = True) -> int:
+        """Check that ``path`` is a complete store file, reading it only (no upgrade, no
+        ``-wal``/``-shm`` made beside it): for a snapshot no process writes. Returns its
+        schema version; StoreError naming the file if it is not one."""
+        return verify(os.fspath(path), quick_check=quick_check)
 
     def backup(self, path: str | os.PathLike[str]) -> None:
         """Write a consistent snapshot of the store to a new file at ``path``.

@@ -32,6 +32,7 @@ from crdtsync.errors import DecodeError
 from crdtsync.sync import PROTOCOL_VERSION, Delta, Hello, decode_message, encode_message
 from crdtsync.types import GCounter
 from tests.security import fuzz_strategies as fs
+from tests.security.helpers import record_applied
 from tests.security.test_fuzz import (
     ERROR_CODES,
     READS,
@@ -154,16 +155,10 @@ def t_decode_message(rng: random.Random, pools: dict[str, list[bytes]]) -> int:
 
 def t_receive(rng: random.Random, pools: dict[str, list[bytes]]) -> int:
     replica, service = _victim()
-    accepted: list[dict[str, Any]] = []
-    apply_remote = replica.apply_remote
+    def rule_abiding(group: dict[str, Any]) -> None:  # only those get to the replica
+        assert service.rules.check(group) is None
 
-    def spy(group: dict[str, Any], origin: str, token: Any = None, **kw: Any) -> Any:
-        if group:
-            assert service.rules.check(group) is None
-            accepted.append({k: v.copy() for k, v in group.items()})
-        return apply_remote(group, origin, token, **kw)
-
-    replica.apply_remote = spy  # type: ignore[method-assign]
+    accepted = record_applied(replica, rule_abiding)
     before = _snapshot(replica)
     pump = _Pump(service, rng.choice([None, "b.00000001", "b.00000001", "c.00000002",
                                       "mallory.3"]))

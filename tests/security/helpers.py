@@ -35,7 +35,7 @@ from crdtsync.sync import (
 from crdtsync.transport.auth import Authenticator
 
 __all__ = ["running", "url_of", "RawPeer", "eventually", "write_secret", "make_pki", "Pki",
-           "rejected", "state_digest", "json_frame", "HAVE_CRYPTOGRAPHY"]
+           "rejected", "state_digest", "json_frame", "record_applied", "HAVE_CRYPTOGRAPHY"]
 
 try:
     from cryptography import x509
@@ -87,6 +87,25 @@ def rejected(server: ReplicaServer, reason: str) -> float:
     value = server.metrics.registry.get_sample_value("crdtsync_rejected_total",
                                                      {"reason": reason})
     return value or 0.0
+
+
+def record_applied(replica: Any,
+                   check: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Wrap ``replica.apply_remote``: every non-empty group handed to it is checked
+    (``check``, which raises to fail the test) and a copy recorded in the list returned,
+    then applied as before."""
+    accepted: list[dict[str, Any]] = []
+    apply_remote = replica.apply_remote
+
+    def spy(group: dict[str, Any], origin: str, token: Any = None, **kw: Any) -> Any:
+        if group:
+            if check is not None:
+                check(group)
+            accepted.append({k: v.copy() for k, v in group.items()})
+        return apply_remote(group, origin, token, **kw)
+
+    replica.apply_remote = spy
+    return accepted
 
 
 def state_digest(replica: Any) -> bytes:

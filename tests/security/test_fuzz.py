@@ -47,6 +47,7 @@ from tests.security.fuzz_strategies import (
     messages,
     mutated_bytes,
 )
+from tests.security.helpers import record_applied
 
 EXAMPLES = int(os.environ.get("CRDTSYNC_FUZZ_EXAMPLES", "0"))
 
@@ -181,16 +182,10 @@ class _Pump:
 def test_receive_path_applies_only_valid_writes(batch: list[bytes], hello_as: str | None
                                                 ) -> None:
     replica, service = _victim()
-    accepted: list[dict[str, Any]] = []
-    apply_remote = replica.apply_remote
+    def rule_abiding(group: dict[str, Any]) -> None:  # only those get to the replica
+        assert service.rules.check(group) is None
 
-    def spy(group: dict[str, Any], origin: str, token: Any = None, **kw: Any) -> Any:
-        if group:
-            assert service.rules.check(group) is None  # only rule-abiding groups get here
-            accepted.append({k: v.copy() for k, v in group.items()})
-        return apply_remote(group, origin, token, **kw)
-
-    replica.apply_remote = spy  # type: ignore[method-assign]
+    accepted = record_applied(replica, rule_abiding)
     before = _snapshot(replica)
     pump = _Pump(service, hello_as)  # a hello gets deltas past the handshake
     for frame in batch:

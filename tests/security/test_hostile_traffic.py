@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
-from typing import Any
 
 import orjson
 from websockets.asyncio.client import connect
@@ -21,6 +20,7 @@ from tests.security.fuzz_long import mutate_bytes, mutate_json
 from tests.security.helpers import (
     RawPeer,
     eventually,
+    record_applied,
     rejected,
     running,
     state_digest,
@@ -89,15 +89,7 @@ def test_state_digest_unchanged_by_hostile_peer_and_client(tmp_path: Path) -> No
         async with running(tmp_path, "us", secret_file=secret, members=["us", "eu"]) as us:
             await us.replica.counter("c").increment(2)
             await us.replica.map("post:1").set("likes").add("bob")
-            accepted: list[dict[str, Any]] = []
-            apply_remote = us.replica.apply_remote
-
-            def spy(group: dict[str, Any], origin: str, token: Any = None, **kw: Any) -> Any:
-                if group:
-                    accepted.append({k: v.copy() for k, v in group.items()})
-                return apply_remote(group, origin, token, **kw)
-
-            us.replica.apply_remote = spy  # type: ignore[method-assign]
+            accepted = record_applied(us.replica)
             before_digest = state_digest(us.replica)
             before = {k: encode(us.replica._data[k]) for k in us.replica.keys()}
             await client_burst(url_of(us, "/client"))

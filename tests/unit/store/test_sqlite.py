@@ -223,3 +223,22 @@ def test_a_version_1_file_is_upgraded_in_place_and_keeps_everything(tmp_path: Pa
     assert [r[1] for r in conn.execute("PRAGMA table_info(log)")] == [
         "seq", "origin", "blob", "upto"]
     conn.close()
+
+
+def test_verify_reads_a_store_file_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in _V1_SCHEMA:
+        conn.execute(statement)
+    conn.close()
+    before = path.read_bytes()
+    assert SQLiteStore.verify(path) == 1  # read as it is: not upgraded
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["v1.db"]
+    with SQLiteStore(str(path), create=False):
+        pass  # opened: upgraded
+    assert SQLiteStore.verify(str(path), quick_check=False) == 2
+    (tmp_path / "junk.db").write_bytes(b"junk" * 1024)
+    with pytest.raises(StoreError, match="junk.db.*not a SQLite database"):
+        SQLiteStore.verify(tmp_path / "junk.db")
+    with pytest.raises(StoreError, match="nope.db"):
+        SQLiteStore.verify(tmp_path / "nope.db")
