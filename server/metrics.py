@@ -47,7 +47,10 @@ class Metrics:
             "crdtsync_deltas_received", "delta messages received", ["peer"], registry=r
         )
         self.catchups = Counter(
-            "crdtsync_catchups", "state catch-ups with a peer", ["peer"], registry=r
+            "crdtsync_catchups",
+            "state catch-ups received from a peer (one per catch-up, however many parts)",
+            ["peer"],
+            registry=r,
         )
         self.commit_seconds = Histogram(
             "crdtsync_commit_seconds",

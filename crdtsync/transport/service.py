@@ -60,6 +60,7 @@ from crdtsync.sync.log import DEFAULT_HOT_BYTES
 from .auth import MAX_AUTH_FRAME, AuthError, is_auth_frame, load_secret
 from .backoff import backoff
 from .gate import Link, LinkGate
+from .progress import CatchupProgress
 from .validate import DEFAULT_MAX_SEQ, DeltaRules
 
 __all__ = ["SyncService", "ReplicaHost"]
@@ -188,6 +189,7 @@ class SyncService:
         self.bytes_received = 0
         self.rejected_groups = 0
         self._corrupt_reported = 0
+        self.progress = CatchupProgress()  # logs how far state catch-ups got
         replica.on_commit.append(self._on_commit)
 
     def _load_log(self) -> list[tuple[int, str | None, bytes, None, int | None]]:
@@ -310,6 +312,8 @@ class SyncService:
             link.close_after_sends()
             writer.cancel()
             self._peer_gauge(link.peer, False)
+            if link.peer:
+                self.progress.forget(link.peer)
             await conn.close(code, reason)
         # A link refused at once (bad hello, protocol error) must not reset the back-off.
         return link.delivered and time.monotonic() - opened >= GOOD_LINK_SECONDS
@@ -333,10 +337,13 @@ class SyncService:
             raise
         if isinstance(message, Hello):
             self.gate.check_identity(link, message.replica)
-        elif isinstance(message, (Delta, States)) and self.metrics is not None and link.peer:
-            self.metrics.deltas_received.labels(link.peer).inc()
-            if isinstance(message, States):
-                self.metrics.catchups.labels(link.peer).inc()
+        elif isinstance(message, (Delta, States)) and link.peer:
+            fresh = isinstance(message, States) and self.progress.received(
+                link.peer, message, len(frame))
+            if self.metrics is not None:
+                self.metrics.deltas_received.labels(link.peer).inc()
+                if fresh:  # the first part of a catch-up
+                    self.metrics.catchups.labels(link.peer).inc()
         self._call(self.engine.receive, key, message, time.monotonic())
         if isinstance(message, Hello) and not link.closing:  # the engine accepted it
             link.peer = message.replica
@@ -426,6 +433,8 @@ class SyncService:
             link.close_after_sends()
             return
         self.bytes_sent += len(data)
+        if isinstance(out.message, States) and link.peer:
+            self.progress.sent(link.peer, out.message, len(data))
         if self.metrics is not None and link.peer:
             self.metrics.bytes_sent.labels(link.peer).inc(len(data))
             if isinstance(out.message, (Delta, States)):

@@ -5,11 +5,14 @@ host commits first), and the peers converge."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+from crdtsync_server.metrics import Metrics
 from websockets.asyncio.server import serve
 
 from crdtsync.replica import Replica
@@ -37,7 +40,10 @@ def _watch_reads(host: ReplicaHost, replica: Replica) -> dict[str, int]:
 
 
 def test_a_catch_up_under_writes_reads_only_durable_state_and_converges(
-        tmp_path: Path) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Both sides also log the catch-up, and b's metrics count catch-ups, not parts."""
+    caplog.set_level(logging.INFO, logger="crdtsync.sync")
+
     async def main() -> None:
         # a's log keeps 2 entries: a new peer cannot be served from it, so it catches up
         # from state
@@ -45,9 +51,12 @@ def test_a_catch_up_under_writes_reads_only_durable_state_and_converges(
         for i in range(30):
             a.counter(f"c{i % 5}").increment()
             a.set("s").add(f"e{i}")
+            for j in range(20):  # enough keys that the states come in several parts
+                a.counter(f"k{i}.{j}").increment()
             a.commit()
         b = Replica.open(str(tmp_path / "b"), name="b")
-        sa, sb = SyncService(a, rng=random.Random(1)), SyncService(b, rng=random.Random(2))
+        sa = SyncService(a, rng=random.Random(1), max_frame_bytes=16384)  # parts <= 8 KB
+        sb = SyncService(b, rng=random.Random(2), metrics=Metrics())
         seen = _watch_reads(sa.engine._host, a)  # type: ignore[arg-type]
         stop = asyncio.Event()
         acked = [0]
@@ -87,5 +96,12 @@ def test_a_catch_up_under_writes_reads_only_durable_state_and_converges(
             await b.aclose()
         assert seen["reads"] > 0 and seen["not_durable"] == 0
         assert sb.engine.status()[a.replica_id].received >= 30  # a's log, through the catch-up
+        lines = [r.getMessage() for r in caplog.records if r.name == "crdtsync.sync"]
+        caught = [ln for ln in lines if ln.startswith(f"caught up from {a.replica_id}: ")]
+        sent = [ln for ln in lines if ln.startswith(f"catching {b.replica_id} up from state: ")]
+        assert caught and sent, lines
+        assert all(" 1 part," not in ln for ln in caught), caught
+        catchups = sb.metrics.catchups.labels(a.replica_id)._value.get()  # type: ignore[union-attr]
+        assert catchups == len(caught)  # one per catch-up, not one per part
 
     asyncio.run(asyncio.wait_for(main(), 60))
