@@ -151,8 +151,9 @@ def _status(args: argparse.Namespace) -> int:
         state = "connected" if info.get("connected") else "DISCONNECTED"
         relayed = info.get("relayed") or []
         via = f", relaying {', '.join(relayed)} (it does not reach them)" if relayed else ""
+        catching = ", catching it up from state" if info.get("catching_up") else ""
         print(f"  {peer:<20} {state:<13} lag {info.get('lag_batches')} batches, "
-              f"{info.get('lag_seconds', 0):.3f} s{via}")
+              f"{info.get('lag_seconds', 0):.3f} s{catching}{via}")
     return 0
 
 

@@ -1,5 +1,7 @@
-"""``crdtsync restore``: the snapshot is only read, its write-ahead log is not lost, an older
-schema is upgraded on the copy, and a bad snapshot or an existing store changes nothing."""
+"""The ``crdtsync`` command. ``restore``: the snapshot is only read, its write-ahead log is
+not lost, an older schema is upgraded on the copy, and a bad snapshot or an existing store
+changes nothing; ``backup`` leaves an older schema as it is; ``status`` prints what the
+health document says of each peer."""
 
 from __future__ import annotations
 
@@ -107,3 +109,43 @@ def test_a_snapshot_of_a_schema_1_store_stays_schema_1(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert SQLiteStore.verify(tmp_path / "snap.db") == 1  # restorable by that crdtsync too
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old", "snap.db"]
+
+
+def test_status_says_which_peers_it_catches_up_and_relays_to(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    import orjson
+
+    doc = {"id": "eu", "replica_id": "eu.1", "keys": 3, "log_seq": 9, "peers": {
+        "ap.2": {"connected": True, "lag_batches": 4, "lag_seconds": 0.5,
+                 "catching_up": True, "relayed": ["us.3"]},
+        "us.3": {"connected": False, "lag_batches": 0, "lag_seconds": 0.0,
+                 "catching_up": False, "relayed": []}}}
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            body = orjson.dumps(doc)
+            self.send_response(200 if self.path == "/health" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        res = _cli("status", f"ws://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "replica eu (eu.1): 3 keys, log at 9"
+    assert lines[1].split() == ["ap.2", "connected", "lag", "4", "batches,", "0.500", "s,",
+                                "catching", "it", "up", "from", "state,", "relaying", "us.3",
+                                "(it", "does", "not", "reach", "them)"]
+    assert lines[2].split() == ["us.3", "DISCONNECTED", "lag", "0", "batches,", "0.000", "s"]
