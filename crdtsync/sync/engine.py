@@ -217,8 +217,8 @@ class SyncEngine:
             if (link := self._peer_link.get(peer)) is not None:
                 out += _sends(link, tx.tick(now))
         limit = self._config.retransmit_after / 2
-        out += [o for rx in self._rx.values() if rx.gates and rx.link in self._links
-                for o in _sends(rx.link, rx.expire(now, limit))]
+        out += [o for rx in self._rx.values() if rx.gates and rx.link in self._links for o in
+                _sends(rx.link, self._links[rx.link].nacked(rx.expire(now, limit), self._rx))]
         return out + self._release(now) + self._trim()
 
     def status(self) -> dict[str, PeerStatus]:

@@ -14,7 +14,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 
 from crdtsync.sync.host import SyncConfig
-from crdtsync.sync.messages import PROTOCOL_VERSION, BucketDigests, Hello, Marks
+from crdtsync.sync.messages import PROTOCOL_VERSION, BucketDigests, Hello, Marks, Message, Nack
 from crdtsync.sync.receiver import PeerReceiver
 
 __all__ = ["Link", "HeldCatchups", "refusal"]
@@ -63,6 +63,19 @@ class Link:
                 out.append((q, mark))
         out.sort()
         return tuple(out)
+
+    def nacked(self, messages: list[Message], receivers: Mapping[str, PeerReceiver]
+               ) -> list[Message]:
+        """Note the origins that ``messages`` (about to go on this link) nack as not got:
+        my marks of them now count as told here. Told later, a mark held before the nack
+        would read as "I get that origin's log again" (:meth:`PeerSender.__contains__`);
+        only a mark that moves past it says so. Returns ``messages``."""
+        for msg in messages:
+            for origin in msg.needs if isinstance(msg, Nack) else ():
+                rx = receivers.get(origin)
+                if rx is not None:
+                    self.told[origin] = max(self.told.get(origin, 0), rx.mark)
+        return messages
 
 
 @dataclass(slots=True)

@@ -182,6 +182,30 @@ def test_a_write_the_peer_does_not_get_from_its_origin_comes_whole_after_a_wait(
     c.check()
 
 
+def test_a_mark_the_peer_held_before_its_nack_does_not_clear_the_doubt() -> None:
+    """r2's mark of r0 moved (r0 logged r1's write) after r2 last acked r1, so r1 has not
+    heard it. Once r2 nacks r0's write (it cannot reach r0), its next ack to r1 must not
+    carry that old mark as news: r1 would take it as "r2 gets r0's log again", leave r0's
+    writes out once more and wait for another nack. r1 keeps relaying r0 to r2."""
+    c = mesh()
+    inc(c, "r1", "g1")  # r2 acks r1 at once; its mark of r0 moves when r0 forwards it
+    c.pump()
+    told = c.hosts["r1"].engine._tx["r2"].holds.get("r0", 0)
+    assert told < c.hosts["r2"].dmarks["r0"]  # what r1 heard is behind
+    cut(c, "r0", "r2")
+    for i in range(3):  # r0 keeps writing; r2 gets it all through r1
+        inc(c, "r0", "g0")
+        c.pump()
+        c.now += 0.5
+        for rid in sorted(c.up):
+            c.tick(rid)
+        c.pump()
+        assert c.hosts["r2"].durable["g0"].value == i + 1
+        assert c.hosts["r1"].engine.status()["r2"].relayed == ("r0",)
+    c.settle()
+    c.check()
+
+
 def test_a_write_from_an_origin_the_peer_does_not_know_is_nacked_at_once() -> None:
     c = Cluster(random.Random(0), n=3, topology="star", retransmit_after=1.0)
     c.pump()
