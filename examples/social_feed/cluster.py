@@ -44,6 +44,7 @@ class DemoCluster:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.regions = {n: Region(n, base_port + i, data_dir / n) for i, n in enumerate(REGIONS)}
         self.proxies: dict[tuple[str, str], FaultProxy] = {}
+        self.links_cut: set[frozenset[str]] = set()  # links cut on their own (both ways)
 
     async def start(self) -> None:
         """Start the proxies, then the replicas, and wait until each listens."""
@@ -86,15 +87,26 @@ class DemoCluster:
 
     def set_cut(self, name: str, cut: bool) -> None:
         """Cut region ``name`` off from the others (cut=True) or heal it."""
-        region = self.regions[name]
-        region.cut = cut
+        self.regions[name].cut = cut
+        self._apply()
+
+    def set_link_cut(self, a: str, b: str, cut: bool) -> None:
+        """Cut the link between regions ``a`` and ``b`` alone (both ways), or heal it: a
+        partial partition, where each still reaches the third region."""
+        if a == b:
+            raise ValueError(f"no link from {a} to itself")
+        (self.links_cut.add if cut else self.links_cut.discard)(frozenset((a, b)))
+        self._apply()
+
+    def _apply(self) -> None:
+        """Set every proxy from the switches: a link is up unless one of its regions, or
+        the link itself, is cut."""
         for (a, b), proxy in self.proxies.items():
-            if name in (a, b):
-                other = b if a == name else a
-                if cut:
-                    proxy.cut()
-                elif not self.regions[other].cut:
-                    proxy.heal()
+            if (self.regions[a].cut or self.regions[b].cut
+                    or frozenset((a, b)) in self.links_cut):
+                proxy.cut()
+            else:
+                proxy.heal()
 
     async def poll_health(self) -> None:
         """Refresh every region's /health document."""
@@ -112,6 +124,13 @@ class DemoCluster:
                     peers[peer] = {
                         k: info.get(k) for k in ("connected", "lag_batches", "lag_seconds")
                     }
+                    # origins whose writes this region relays to that peer, by region name
+                    peers[peer]["relayed"] = sorted(o.split(".", 1)[0]
+                                                    for o in info.get("relayed") or [])
+            for peer in self.regions:
+                if peer != name:
+                    peers.setdefault(peer, {})["link_cut"] = (
+                        frozenset((name, peer)) in self.links_cut)
             out[name] = {
                 "up": bool(region.health),
                 "cut": region.cut,

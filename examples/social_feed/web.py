@@ -2,7 +2,9 @@
 
 Pages talk to their region's replica directly (its ``/client`` websocket). The control
 socket ``/control`` pushes the regions' link status twice a second and takes the partition
-switch: ``{"op": "cut" | "heal", "region": "us"}``.
+switches: ``{"op": "cut" | "heal", "region": "us"}`` for a whole region, and
+``{"op": "cut-link" | "heal-link", "region": "us", "peer": "ap"}`` for the link between
+two regions alone.
 """
 
 from __future__ import annotations
@@ -104,15 +106,21 @@ class DemoWeb:
                 try:
                     msg = orjson.loads(frame)
                     op, region = msg["op"], msg["region"]
-                    if op not in ("cut", "heal") or region not in REGIONS:
+                    if region not in REGIONS:
+                        raise ValueError(region)
+                    if op in ("cut", "heal"):
+                        self.cluster.set_cut(region, op == "cut")
+                        log.info("%s %s", op, region)
+                    elif op in ("cut-link", "heal-link") and msg["peer"] in REGIONS:
+                        self.cluster.set_link_cut(region, msg["peer"], op == "cut-link")
+                        log.info("%s %s-%s", op, region, msg["peer"])
+                    else:
                         raise ValueError(op)
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                     await conn.send(
                         orjson.dumps({"type": "error", "message": "bad request"}).decode()
                     )
                     continue
-                self.cluster.set_cut(region, op == "cut")
-                log.info("%s %s", op, region)
                 await self._broadcast()
         except ConnectionClosed:
             pass

@@ -1,7 +1,8 @@
 """The social-feed demo in headless Chromium (Debian's chromium, driven by playwright).
 
 Like in one region and see it in another; cut a region off, like in both, heal, and see
-both show the converged count; comments in the same order in every region.
+both show the converged count; comments in the same order in every region; cut one link
+alone, and a post still reaches the far region through the third, which says it relays it.
 """
 
 from __future__ import annotations
@@ -161,4 +162,18 @@ async def _scenario(urls: dict[str, str]) -> None:
             )
         assert orders[0] == orders[1] == orders[2]
         assert orders[0] == sorted(orders[0])
+        # cut the US-AP link alone: AP still gets US's post, through EU, whose page says so
+        await us.click('#peers li[data-peer="ap"] .link-switch')
+        await us.wait_for_selector('#peers li[data-peer="ap"] .link-switch.cut')
+        await us.wait_for_selector('#peers li[data-peer="ap"] .pill.down', timeout=20000)
+        await ap.wait_for_selector('#peers li[data-peer="us"] .pill.down', timeout=20000)
+        await us.wait_for_selector('#peers li[data-peer="eu"] .pill.up')
+        await us.fill("#post-text", "Through EU")
+        await us.click("#post-button")
+        await ap.wait_for_selector("article.post:has-text('Through EU')", timeout=20000)
+        relay = await eu.wait_for_selector('#peers li[data-peer="ap"] .pill.relay',
+                                           timeout=20000)
+        assert (await relay.inner_text()).startswith("relaying US")
+        await us.click('#peers li[data-peer="ap"] .link-switch')  # heal the link
+        await us.wait_for_selector('#peers li[data-peer="ap"] .pill.up', timeout=20000)
         await browser.close()

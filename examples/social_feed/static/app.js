@@ -196,8 +196,11 @@ function setupChrome() {
   });
 }
 
+let control = null;  // the control websocket (partition switches, link status)
+
 function connectControl() {
   const ws = new WebSocket(cfg.controlUrl);
+  control = ws;
   ws.onmessage = (ev) => {
     const msg = JSON.parse(ev.data);
     if (msg.type === "status") renderStatus(msg.regions);
@@ -223,7 +226,21 @@ function renderStatus(regions) {
     const up = info && info.connected;
     state.className = "pill " + (up ? "up" : "down");
     state.textContent = up ? `connected · lag ${info.lag_batches}` : "disconnected";
-    li.append(name, state);
+    const linkCut = Boolean(info && info.link_cut);
+    const sw = document.createElement("button");
+    sw.className = "link-switch" + (linkCut ? " cut" : "");
+    sw.textContent = linkCut ? "heal link" : "cut link";
+    sw.onclick = () => control && control.send(JSON.stringify(
+      { op: linkCut ? "heal-link" : "cut-link", region: cfg.region, peer: r }));
+    li.append(name, state, sw);
+    const relayed = (info && info.relayed) || [];
+    if (relayed.length) {  // this region forwards those regions' writes to that peer whole
+      const relay = document.createElement("span");
+      relay.className = "pill relay";
+      relay.textContent = "relaying " + relayed.map((o) => o.toUpperCase()).join(", ") +
+        " (it cannot reach " + (relayed.length > 1 ? "them" : "it") + ")";
+      li.append(relay);
+    }
     return li;
   }));
   const btn = $("partition");
