@@ -22,6 +22,7 @@ from crdtsync.store.base import Commit, LogEntry
 
 __all__ = [
     "MAX_SEQ",
+    "MAX_UPTO",
     "Prepared",
     "prepare",
     "check_against",
@@ -118,16 +119,23 @@ def _log(entries: object) -> list[LogEntry]:
     return out
 
 
+MAX_UPTO = 2**63 - 1
+"""Highest ``upto`` a log entry may carry: a peer's seq, as high as the wire allows (a
+signed 64-bit int; unlike this store's own seqs, no ``next_seq`` must fit above it)."""
+
+
 def check_upto(seq: int, origin: str | None, upto: object) -> int | None:
     """Return a log entry's ``upto`` if valid: None, or for an entry from a peer an int
-    in ``1 .. MAX_SEQ``; else raise TypeError or ValueError."""
+    in ``1 .. MAX_UPTO``; else raise TypeError or ValueError."""
     if upto is None:
         return None
     if origin is None:
         raise ValueError(f"log entry {seq} is local (origin None) but has upto {upto!r}")
-    if _check_seq(f"log entry {seq} upto", upto) < 1:
-        raise ValueError(f"log entry {seq} upto must be at least 1, got {upto}")
-    return upto  # type: ignore[return-value]
+    if not isinstance(upto, int) or isinstance(upto, bool):
+        raise TypeError(f"log entry {seq} upto must be int, not {type(upto).__name__}")
+    if not 1 <= upto <= MAX_UPTO:
+        raise ValueError(f"log entry {seq} upto {upto} is out of range 1..{MAX_UPTO}")
+    return upto
 
 
 def _meta(values: object) -> list[tuple[str, str]]:

@@ -176,6 +176,20 @@ class _Pump:
         self.service.replica.commit()  # what the group committer does
 
 
+def test_a_delta_ending_at_the_highest_seq_is_applied_and_logged() -> None:
+    """A peer's interval may end at the wire's highest seq (2**63 - 1): the entry logged
+    for it keeps that as its bound, and the commit goes through (the long fuzz run found a
+    commit refused: the store took the bound for one of its own seqs, one lower at most)."""
+    replica, service = _victim()
+    pump = _Pump(service, "a.live0001")
+    live = GCounter()
+    live.increment("a.live0001", 4)
+    pump.feed(encode_message(Delta(1, 2**63 - 1, {"top": live})))
+    assert replica.get("top") == 4
+    assert [(e.origin, e.upto) for e in replica.store.log()][-1] == ("a.live0001", 2**63 - 1)
+    replica.close()
+
+
 @fuzz(150)
 @given(st.lists(frames, min_size=1, max_size=6), st.sampled_from(
     [None, "b.00000001", "b.00000001", "c.00000002", "mallory.3"]))

@@ -35,6 +35,11 @@ def test_new_store_is_empty(store: Store) -> None:
     assert snapshot(store) == EMPTY
 
 
+def test_a_bound_as_high_as_the_wire_allows_reads_back(store: Store) -> None:
+    store.commit(Commit(log=[LogEntry(1, "eu.1", b"x", 2**63 - 1)]))
+    assert list(store.log()) == [LogEntry(1, "eu.1", b"x", 2**63 - 1)]
+
+
 def test_commit_reads_back_bases_deltas_log_and_meta(store: Store) -> None:
     _populate(store)
     assert list(store.keys()) == [
@@ -143,10 +148,11 @@ BAD_COMMITS: list[tuple[str, Commit, type[Exception], str]] = [
     ("key not unicode", Commit(deltas={"\ud800": ("t", b"x")}), ValueError, "unicode"),
     ("trim negative", Commit(trim_log_below=-1), ValueError, "out of range"),
     ("upto on a local entry", Commit(log=[LogEntry(9, None, b"x", 3)]), ValueError, "local"),
-    ("upto zero", Commit(log=[LogEntry(9, "eu.1", b"x", 0)]), ValueError, "at least 1"),
+    ("upto zero", Commit(log=[LogEntry(9, "eu.1", b"x", 0)]), ValueError, "out of range"),
     ("upto str", Commit(log=[LogEntry(9, "eu.1", b"x", "3")]), TypeError, "upto must be int"),  # type: ignore[arg-type]
     ("upto bool", Commit(log=[LogEntry(9, "eu.1", b"x", True)]), TypeError, "upto must be int"),
-    ("upto huge", Commit(log=[LogEntry(9, "eu.1", b"x", 2**63)]), ValueError, "out of range"),
+    ("upto above int64", Commit(log=[LogEntry(9, "eu.1", b"x", 2**63)]), ValueError,
+     "out of range"),
 ]
 
 

@@ -77,7 +77,7 @@ BAD_DOCS: dict[str, tuple[object, str]] = {
     "version 1 with 4-item log rows": ({**_good_doc(), "version": 1}, "3-item"),
     "short log row": ({**_good_doc(), "log": [[1, None, "eA=="]]}, "4-item"),
     "upto on a local entry": ({**_good_doc(), "log": [[1, None, "eA==", 3]]}, "local"),
-    "upto zero": ({**_good_doc(), "log": [[2, "p", "eQ==", 0]]}, "at least 1"),
+    "upto zero": ({**_good_doc(), "log": [[2, "p", "eQ==", 0]]}, "out of range"),
     "upto text": ({**_good_doc(), "log": [[2, "p", "eQ==", "5"]]}, "upto must be int"),
     "negative next_seq": ({**_good_doc(), "next_seq": -1}, "next_seq"),
     "missing log": ({k: v for k, v in _good_doc().items() if k != "log"}, "log"),
