@@ -37,7 +37,7 @@ from crdtsync.handles import Batch, Write
 from crdtsync.identity import load_identity
 from crdtsync.keystore import DEFAULT_CHECKPOINT_BYTES, Checkpointer, load_bases, load_log
 from crdtsync.livehandles import CachedHandles
-from crdtsync.store.base import Commit, LogEntry, Store
+from crdtsync.store.base import MAX_UPTO, Commit, LogEntry, Store
 from crdtsync.sync.digest import DigestIndex
 from crdtsync.types import AWORSet, Crdt, LWWRegister, PNCounter
 from crdtsync.types.counters import own_columns
@@ -480,8 +480,10 @@ class Replica(CachedHandles, Background):
         """
         if self._closed:
             raise LocalError(f"replica {self.name!r} is closed")
-        if bound is not None and (type(bound) is not int or bound < 1):
-            raise ValueError(f"bound must be None or an int >= 1, got {bound!r}")
+        if bound is not None and (type(bound) is not int or not 1 <= bound <= MAX_UPTO):
+            # the store's rule for LogEntry.upto, checked here: a bound it refused would
+            # fail this commit and every later one
+            raise ValueError(f"bound must be None or an int in 1..{MAX_UPTO}, got {bound!r}")
         with gc_paused():
             novel = self._join_group(Group.of(group), origin)
         self.stats["remote_deltas"] += 1

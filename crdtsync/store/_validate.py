@@ -18,11 +18,10 @@ from typing import Any
 
 import orjson
 
-from crdtsync.store.base import Commit, LogEntry
+from crdtsync.store.base import MAX_UPTO, Commit, LogEntry
 
 __all__ = [
     "MAX_SEQ",
-    "MAX_UPTO",
     "Prepared",
     "prepare",
     "check_against",
@@ -117,11 +116,6 @@ def _log(entries: object) -> list[LogEntry]:
         out.append(LogEntry(seq, entry.origin, as_blob(f"log entry {seq} blob", entry.blob),
                             check_upto(seq, entry.origin, entry.upto)))
     return out
-
-
-MAX_UPTO = 2**63 - 1
-"""Highest ``upto`` a log entry may carry: a peer's seq, as high as the wire allows (a
-signed 64-bit int; unlike this store's own seqs, no ``next_seq`` must fit above it)."""
 
 
 def check_upto(seq: int, origin: str | None, upto: object) -> int | None:

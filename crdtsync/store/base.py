@@ -21,7 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Commit", "KeyRecord", "LogEntry", "Store"]
+__all__ = ["Commit", "KeyRecord", "LogEntry", "Store", "MAX_UPTO"]
+
+MAX_UPTO = 2**63 - 1
+"""Highest :attr:`LogEntry.upto`: a peer's seq, as high as the wire allows (a signed 64-bit
+int; unlike a store's own seqs, no ``next_seq`` must fit above it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,9 @@ class Link:
         would read as "I get that origin's log again" (:meth:`PeerSender.__contains__`);
         only a mark that moves past it says so. Returns ``messages``."""
         for msg in messages:
-            for origin in msg.needs if isinstance(msg, Nack) else ():
+            if not isinstance(msg, Nack):
+                continue
+            for origin in msg.needs:
                 rx = receivers.get(origin)
                 if rx is not None:
                     self.told[origin] = max(self.told.get(origin, 0), rx.mark)

@@ -183,8 +183,9 @@ def test_remote_deltas_novel_part_and_type_rule() -> None:
 def test_a_remote_groups_bound_is_logged_with_its_entry(replica: Replica) -> None:
     seen: list[tuple[str | None, int | None]] = []
     replica.on_commit.append(lambda entries: seen.extend((e.origin, e.upto) for e in entries))
-    with pytest.raises(ValueError, match="bound must be"):
-        replica.apply_remote({"g": GCounter().increment("x.1")}, origin="x.1", bound=0)
+    for bad in (0, 2**63, True, "7"):  # 2**63: the store would refuse it at every commit
+        with pytest.raises(ValueError, match="bound must be"):
+            replica.apply_remote({"g": GCounter().increment("x.1")}, origin="x.1", bound=bad)
     assert "g" not in replica  # refused before anything joined
     replica.apply_remote({"g": GCounter().increment("x.1")}, origin="x.1", bound=41)
     replica.apply_remote({"h": GCounter().increment("y.1")}, origin="y.1")
