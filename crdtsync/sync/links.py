@@ -14,7 +14,15 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 
 from crdtsync.sync.host import SyncConfig
-from crdtsync.sync.messages import PROTOCOL_VERSION, BucketDigests, Hello, Marks, Message, Nack
+from crdtsync.sync.messages import (
+    PROTOCOL_VERSION,
+    Ack,
+    BucketDigests,
+    Hello,
+    Marks,
+    Message,
+    Nack,
+)
 from crdtsync.sync.receiver import PeerReceiver
 
 __all__ = ["Link", "HeldCatchups", "refusal"]
@@ -66,18 +74,27 @@ class Link:
 
     def nacked(self, messages: list[Message], receivers: Mapping[str, PeerReceiver]
                ) -> list[Message]:
-        """Note the origins that ``messages`` (about to go on this link) nack as not got:
-        my marks of them now count as told here. Told later, a mark held before the nack
-        would read as "I get that origin's log again" (:meth:`PeerSender.__contains__`);
-        only a mark that moves past it says so. Returns ``messages``."""
+        """Return ``messages`` (about to go on this link) with my marks of the origins a
+        Nack names as not got told first, in an Ack just before it, if I have not told them
+        here yet. The peer doubts those origins above what it holds of them when the Nack
+        comes (:meth:`PeerSender.on_nack`): told after the Nack, a mark I held before it
+        would read as "I get that origin's log again" (:meth:`PeerSender.__contains__`),
+        and so would the same mark in the Accept of a later link. Only a mark that moves
+        past it says so."""
+        out: list[Message] = []
+        peer = self.peer
         for msg in messages:
-            if not isinstance(msg, Nack):
-                continue
-            for origin in msg.needs:
-                rx = receivers.get(origin)
-                if rx is not None:
-                    self.told[origin] = max(self.told.get(origin, 0), rx.mark)
-        return messages
+            if isinstance(msg, Nack) and peer is not None and peer in receivers:
+                told, marks = self.told, []
+                for origin in msg.needs:
+                    rx = receivers.get(origin)
+                    if rx is not None and rx.mark > told.get(origin, 0):
+                        told[origin] = rx.mark
+                        marks.append((origin, rx.mark))
+                if marks:
+                    out.append(Ack(receivers[peer].mark, tuple(marks)))
+            out.append(msg)
+        return out
 
 
 @dataclass(slots=True)

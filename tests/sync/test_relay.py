@@ -47,6 +47,17 @@ def inc(c: Cluster, rid: str, key: str, by: int = 1) -> None:
     c.commit(rid)
 
 
+def write_past_the_wait(c: Cluster, rid: str, key: str) -> None:
+    """``rid`` writes; everything is pumped, then again after half of retransmit_after
+    (a gate that stayed shut nacks)."""
+    inc(c, rid, key)
+    c.pump()
+    c.now += 0.5
+    for r in sorted(c.up):
+        c.tick(r)
+    c.pump()
+
+
 # -- the log ------------------------------------------------------------------------------
 
 
@@ -194,12 +205,7 @@ def test_a_mark_the_peer_held_before_its_nack_does_not_clear_the_doubt() -> None
     assert told < c.hosts["r2"].dmarks["r0"]  # what r1 heard is behind
     cut(c, "r0", "r2")
     for i in range(3):  # r0 keeps writing; r2 gets it all through r1
-        inc(c, "r0", "g0")
-        c.pump()
-        c.now += 0.5
-        for rid in sorted(c.up):
-            c.tick(rid)
-        c.pump()
+        write_past_the_wait(c, "r0", "g0")
         assert c.hosts["r2"].durable["g0"].value == i + 1
         assert c.hosts["r1"].engine.status()["r2"].relayed == ("r0",)
     c.settle()
@@ -259,5 +265,31 @@ def test_a_region_back_from_a_cut_gets_each_write_once_and_its_marks_ratchet_up(
     r2 = c.hosts["r2"]
     assert r2.dmarks == {"r0": c.hosts["r0"].dlast, "r1": c.hosts["r1"].dlast}
     c.check_invariants()  # each mark holds what it promises
+    c.settle()
+    c.check()
+
+
+def test_a_relay_link_that_comes_back_keeps_relaying() -> None:
+    """As above, then r1's link to r2 drops and comes back: r2's accept tells r1 every mark
+    it holds, that one of r0 too. It must not read as "r2 gets r0's log again" (r1 would
+    leave r0's next write out and r2 would wait half of retransmit_after, then nack): r2
+    told it with its nack, so r1 doubts r0 above it. r0's next write reaches r2 at once."""
+    c = mesh()
+    inc(c, "r1", "g1")
+    c.pump()
+    cut(c, "r0", "r2")
+    write_past_the_wait(c, "r0", "g0")
+    assert c.hosts["r2"].durable["g0"].value == 1
+    assert c.hosts["r1"].engine.status()["r2"].relayed == ("r0",)
+    cut(c, "r1", "r2")
+    c.cut.discard(frozenset(("r1", "r2")))
+    c.connect_all()
+    c.pump()
+    assert c.hosts["r1"].engine.status()["r2"].relayed == ("r0",)
+    sent = sent_log(c)
+    inc(c, "r0", "g0")
+    c.pump()  # no tick: nothing waits
+    assert c.hosts["r2"].durable["g0"].value == 2
+    assert not [m for w, m in pairs(sent) if w == "r2>r1" and isinstance(m, Nack)]
     c.settle()
     c.check()
