@@ -150,6 +150,10 @@ WRITE_OPS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
 }
 
 
+_KIND_OF = {op: op.rsplit(".", 1)[0] for op in WRITE_OPS}
+"""The metrics' write type of each write op (``map.counter.increment`` -> ``map.counter``)."""
+
+
 def _on_field(writer: Any, req: dict[str, Any], fn: Callable[[Any, Any], Any]) -> Any:
     handle, field = _map_target(writer, req)
     return fn(handle, field)
@@ -238,8 +242,8 @@ class ClientSession:
                 task.cancel()
 
     async def send(self, obj: dict[str, Any]) -> None:
-        """Send one JSON frame."""
-        await self.conn.send(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode())
+        """Send one JSON text frame (orjson's UTF-8 bytes as they are: no decode and encode)."""
+        await self.conn.send(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS), text=True)
 
     async def error(self, rid: Any, code: str, message: str) -> None:
         """Send an error response."""
@@ -313,7 +317,7 @@ class ClientSession:
         key = req.get("key")
         write = apply_write(self.replica, req)
         value = to_json_value(self.replica.get(key)) if isinstance(key, str) else None
-        self.app.metrics.write(req["op"].rsplit(".", 1)[0])
+        self.app.metrics.write(_KIND_OF[req["op"]])
         self._answer(rid, write, value, wait)
 
     def _answer(self, rid: Any, write: Any, value: Any, wait: tuple[str, float]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["Metrics"]
@@ -59,6 +61,7 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
         )
         self.writes = Counter("crdtsync_writes", "client writes by type", ["type"], registry=r)
+        self._writes_of: dict[str, Any] = {}  # kind -> its child of ``writes`` (labels() costs)
         self.rejected_total = Counter(
             "crdtsync_rejected", "rejected messages by reason", ["reason"], registry=r
         )
@@ -72,7 +75,10 @@ class Metrics:
 
     def write(self, kind: str) -> None:
         """Count one client write of ``kind``."""
-        self.writes.labels(kind).inc()
+        child = self._writes_of.get(kind)
+        if child is None:
+            child = self._writes_of[kind] = self.writes.labels(kind)
+        child.inc()
 
     def rejected(self, reason: str) -> None:
         """Count one rejected message."""
