@@ -8,6 +8,7 @@ tests run a server in this event loop and slow or break its store's commits.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,41 @@ def test_pipelined_writes_are_answered_in_order_once_durable(tmp_path: Path) -> 
                 assert server.replica.log_seq >= 1 and not server.replica.has_local_writes()
 
     _run(main())
+
+
+def test_the_server_stops_reading_at_max_in_flight_unanswered_writes(tmp_path: Path) -> None:
+    """Backpressure: with the commits held, the server applies MAX_IN_FLIGHT writes of a
+    connection and reads no further; once the commits go, every write is answered."""
+    n = MAX_IN_FLIGHT + 200
+    gate = threading.Event()
+
+    async def main() -> None:
+        async with running(tmp_path, "us") as server:
+            store = server.replica.store
+            inner = store.commit
+
+            def held_commit(what: Any) -> None:
+                gate.wait(30)
+                inner(what)
+
+            store.commit = held_commit
+            async with connect(url_of(server, "/client")) as conn:
+                for rid in range(n):
+                    await _send(conn, rid)
+                deadline = time.monotonic() + 10
+                while server.replica.get("c", 0) < MAX_IN_FLIGHT and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.3)  # time to read more, if it did
+                assert server.replica.get("c", 0) == MAX_IN_FLIGHT
+                gate.set()
+                answers = await _answers(conn, n)
+                assert [a["id"] for a in answers] == list(range(n))
+                assert all(a["ok"] for a in answers)
+
+    try:
+        _run(main())
+    finally:
+        gate.set()
 
 
 def test_a_write_whose_timeout_is_up_is_answered_then_and_the_rest_later(
