@@ -152,9 +152,11 @@ class Replica(CachedHandles, Background):
         self._write_ticket: Write | None = None
         self._init_handles()
         # registers assigned by the fast path, not yet stamped: key -> checked value (see
-        # _stamp_assigned), and the column of those stamped since the commit
+        # _stamp_assigned), the column of those stamped since the commit, and those
+        # stamped but not yet written into their registers (see _fold)
         self._assigned: dict[str, Any] = {}
         self._own_lww: Column | None = None
+        self._unfolded: Column = ({}, {})
         self._remote: list[tuple[str, Group, Any, int | None]] = []
         self._pending_ops = 0
         self._batch_no = 1  # the batch local writes go to; those below _durable_no are durable
@@ -237,6 +239,8 @@ class Replica(CachedHandles, Background):
         """Return the value of ``key`` (as ``x.value`` of its CRDT), or ``default``."""
         if self._assigned:
             self._stamp_assigned()
+        if key in self._unfolded[1]:
+            self._fold_key(key)
         x = self._data.get(key)
         return default if x is None else x.value
 
@@ -247,10 +251,16 @@ class Replica(CachedHandles, Background):
 
     def state(self, key: str) -> Crdt | None:
         """Return a copy of the CRDT under ``key`` (None if absent)."""
+        return None if (x := self._live(key)) is None else x.copy()
+
+    def _live(self, key: str) -> Crdt | None:
+        """The live CRDT under ``key`` (None if absent), every write to it made so far in
+        it: for readers inside crdtsync (the sync host); do not mutate it."""
         if self._assigned:
             self._stamp_assigned()
-        x = self._data.get(key)
-        return None if x is None else x.copy()
+        if key in self._unfolded[1]:
+            self._fold_key(key)
+        return self._data.get(key)
 
     def keys(self, prefix: str = "") -> list[str]:
         """Return the keys starting with ``prefix``, sorted."""
@@ -268,6 +278,7 @@ class Replica(CachedHandles, Background):
         """Iterate over (key, CRDT) pairs; the CRDTs are live: do not mutate them."""
         if self._assigned:
             self._stamp_assigned()
+        self._fold()
         return iter(self._data.items())
 
     # -- local writes -----------------------------------------------------------------------
@@ -387,9 +398,9 @@ class Replica(CachedHandles, Background):
     def _take_local(self) -> Group:
         """Return the local batch group, adding the fast paths' deltas.
 
-        A counter's local delta is this replica's entries, a register's is its winning
-        write: they go in one column per type (:func:`~crdtsync.types.counters.own_columns`,
-        :meth:`LWWRegister.stamp_column`), no object per key.
+        A counter's local delta is this replica's entries, a register's is its write: they
+        go in one column per type (:func:`~crdtsync.types.counters.own_columns`,
+        :meth:`_stamp_assigned`), no object per key.
         """
         local = self._local
         counts = None
@@ -447,23 +458,49 @@ class Replica(CachedHandles, Background):
 
     def _stamp_assigned(self) -> None:
         """Stamp the registers the fast path assigned since the last stamp, all with one
-        fresh HLC timestamp, and add them to the batch's column.
+        fresh HLC timestamp, and add them to the batch's column and to the writes not yet
+        written into their registers (:meth:`_fold`).
 
         An assignment is stamped at the first of: the commit, a read of the keyspace
         (:meth:`get`, :meth:`state`, :meth:`items`), a timestamp taken for another write
         (:meth:`now`). Until then it is in no register: a remote write joined meanwhile
         meets the register as it was, and the assignment, stamped later, is later than it
         (the clock has seen its timestamp), as it would be had it been stamped first. Only
-        a write the clock refused to follow (too far ahead: see :meth:`_observe`) beats it.
+        a write the clock refused to follow (too far ahead: see :meth:`_observe`) beats it;
+        the column still carries the write that lost (a join with it changes nothing).
         """
         values, self._assigned = self._assigned, {}
         ts = self.hlc.now(self._clock())
-        column = LWWRegister.stamp_column(self._data, values, self.replica_id, ts)
+        stamps = dict.fromkeys(values, ts)
         if self._own_lww is None:
-            self._own_lww = column
+            self._own_lww = (stamps, values)
         else:  # a later stamp: greater timestamps
-            self._own_lww[0].update(column[0])
-            self._own_lww[1].update(column[1])
+            self._own_lww[0].update(stamps)
+            self._own_lww[1].update(values)
+        unfolded = self._unfolded
+        unfolded[0].update(stamps)
+        unfolded[1].update(values)
+
+    def _fold(self) -> None:
+        """Write the stamped assignments into their registers, by the merge rule.
+
+        A commit leaves its stamped register writes here rather than in the registers
+        (a W3 commit of 1,000 writes spent most of its time writing them in): they are
+        folded in at the first read of their key (:meth:`get`, :meth:`state`), and all
+        of them at :meth:`items`, a checkpoint, or a remote delta's join. Each key's
+        entry is its latest own write; folding it later is the same join as folding it
+        at once, as registers join by a max.
+        """
+        unfolded = self._unfolded
+        if unfolded[1]:
+            self._unfolded = ({}, {})
+            LWWRegister.join_column(self._data, self.replica_id, unfolded)
+
+    def _fold_key(self, key: str) -> None:
+        """Fold the stamped assignment of ``key`` alone (see :meth:`_fold`)."""
+        stamps, values = self._unfolded
+        LWWRegister.join_column(self._data, self.replica_id,
+                                ({key: stamps.pop(key)}, {key: values.pop(key)}))
 
     # -- remote deltas ----------------------------------------------------------------------
 
@@ -484,6 +521,7 @@ class Replica(CachedHandles, Background):
             # the store's rule for LogEntry.upto, checked here: a bound it refused would
             # fail this commit and every later one
             raise ValueError(f"bound must be None or an int in 1..{MAX_UPTO}, got {bound!r}")
+        self._fold()  # the novel part is what is new to every write made here
         with gc_paused():
             novel = self._join_group(Group.of(group), origin)
         self.stats["remote_deltas"] += 1
@@ -701,6 +739,7 @@ class Replica(CachedHandles, Background):
 
     def _checkpoint(self, commit: Commit, seq: int) -> None:
         """Write the full state of every key changed since the last checkpoint."""
+        self._fold()
         sizes = {}
         for key in self._ckpt.dirty:
             x = self._data.get(key)

@@ -117,12 +117,19 @@ class ReplicaHost:
     def digest(self, key: str) -> bytes:
         """Digest of the key's state (blake2b of its canonical encoding)."""
         self._settle()
-        return default_digest(self.replica._data[key])
+        return default_digest(self._held(key))
 
     def state(self, key: str) -> Any:
         """The key's state (the engine copies it)."""
         self._settle()
-        return self.replica._data[key]
+        return self._held(key)
+
+    def _held(self, key: str) -> Any:
+        """The replica's live value of ``key``; KeyError if it holds none (as a dict)."""
+        x = self.replica._live(key)
+        if x is None:
+            raise KeyError(key)
+        return x
 
     def served_upto(self) -> int | None:
         """The states served hold nothing beyond the log up to the last commit, unless

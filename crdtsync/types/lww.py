@@ -148,36 +148,6 @@ class LWWRegister(Crdt):
     # (see crdtsync.group: a batch of assignments to many registers travels as two dicts)
 
     @classmethod
-    def stamp_column(cls, data: dict[str, Any], values: dict[str, Any], replica: str,
-                     timestamp: int) -> Column:
-        """Write ``values`` (key -> a value :func:`checked_value` has checked) into the registers
-        ``data[k]`` as ``replica``'s writes at one ``timestamp``, in place, by the merge
-        rule; return the column of the writes that won (``values`` itself when all did).
-
-        A replica stamps its batched assignments with this at commit, one timestamp for all
-        of them (a register holds one write of a replica at a time, so keys need not differ
-        in timestamp); a write loses only to a register holding a later one already.
-        """
-        if not 0 <= timestamp <= MAX_INT:
-            check_int(timestamp, low=0, high=MAX_INT)
-        if replica not in KNOWN_REPLICAS:
-            remember_replica(replica)
-        get = data.__getitem__
-        lost: list[str] = []
-        for key, value in values.items():
-            x = get(key)
-            if timestamp > x._ts or (timestamp == x._ts and _tie_wins(
-                    replica, value, x._rid, x._val)):
-                x._ts, x._rid, x._val = timestamp, replica, value
-            else:
-                lost.append(key)
-        if lost:
-            values = dict(values)
-            for key in lost:
-                del values[key]
-        return dict.fromkeys(values, timestamp), values
-
-    @classmethod
     def column_values(cls, replica: str, column: Column) -> dict[str, LWWRegister]:
         """Return a column's entries as one register per key."""
         values = column[1]
@@ -230,7 +200,7 @@ class LWWRegister(Crdt):
     @classmethod
     def column_log_json(cls, stamps: dict[str, Any], values: dict[str, Any]) -> tuple[Any, Any]:
         """Return the delta log's form of a column: its one timestamp in place of the stamps
-        when all are one, as a replica's own batch is (:meth:`stamp_column`), else the
+        when all are one, as a replica's own batch is (``Replica._stamp_assigned``), else the
         column as it is; :meth:`column_from_log` reads both."""
         ts = set(stamps.values())
         return (ts.pop(), values) if len(ts) == 1 else (stamps, values)

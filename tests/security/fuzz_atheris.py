@@ -55,17 +55,17 @@ def client(data: bytes) -> None:
         return
     key = req.get("key")
     key = key if isinstance(key, str) and key in replica else None
-    before = encode(replica._data[key]) if key is not None else None
+    before = encode(replica._live(key)) if key is not None else None
     try:
         apply_write(replica, req)
     except ClientError:
-        after = encode(replica._data[key]) if key is not None else None
+        after = encode(replica._live(key)) if key is not None else None
         assert after == before, "a refused write changed the state"
         return
     replica.commit()
     written = req.get("key")
     if isinstance(written, str) and written in replica:
-        decode(encode(replica._data[written]))  # what a client wrote, every peer can decode
+        decode(encode(replica._live(written)))  # what a client wrote, every peer can decode
 
 
 TARGETS = {"message": message, "group": group, "client": client}

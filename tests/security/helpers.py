@@ -110,7 +110,7 @@ def record_applied(replica: Any,
 
 def state_digest(replica: Any) -> bytes:
     """Canonical bytes of a replica's whole keyspace (equal states, equal bytes)."""
-    return b"\n".join(k.encode() + b"=" + encode(replica._data[k]) for k in replica.keys())
+    return b"\n".join(k.encode() + b"=" + encode(replica._live(k)) for k in replica.keys())
 
 
 @dataclass

@@ -122,7 +122,7 @@ def _victim() -> tuple[Replica, SyncService]:
 
 
 def _snapshot(replica: Replica) -> dict[str, bytes]:
-    return {k: encode(replica._data[k]) for k in replica.keys()}
+    return {k: encode(replica._live(k)) for k in replica.keys()}
 
 
 def _expected(before: dict[str, bytes], accepted: list[dict[str, Any]]) -> dict[str, bytes]:

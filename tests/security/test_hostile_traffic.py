@@ -91,12 +91,12 @@ def test_state_digest_unchanged_by_hostile_peer_and_client(tmp_path: Path) -> No
             await us.replica.map("post:1").set("likes").add("bob")
             accepted = record_applied(us.replica)
             before_digest = state_digest(us.replica)
-            before = {k: encode(us.replica._data[k]) for k in us.replica.keys()}
+            before = {k: encode(us.replica._live(k)) for k in us.replica.keys()}
             await client_burst(url_of(us, "/client"))
             assert state_digest(us.replica) == before_digest  # no client frame was a write
             await peer_burst(url_of(us, "/sync"), 300)
             await us.replica.flush()
-            after = {k: encode(us.replica._data[k]) for k in us.replica.keys()}
+            after = {k: encode(us.replica._live(k)) for k in us.replica.keys()}
             if accepted:
                 assert after == _expected(before, accepted)
             else:
